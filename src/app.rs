@@ -1,0 +1,130 @@
+//! The application: one startup path shared by `squirrel serve` and the tests.
+//!
+//! [`App::build`] connects the store, starts the ingest writers and binds the listener;
+//! [`App::run_until_stopped`] serves until told to stop and then shuts down in order:
+//! HTTP stops accepting and finishes in-flight requests → the router (and every writer handle) is
+//! dropped → the writers commit what is queued and exit → the pool closes. Ownership, not sleeps,
+//! fixes that order.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::ServiceExt;
+use axum::extract::Request;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::Layer;
+use tower_http::normalize_path::NormalizePathLayer;
+
+use crate::config::Config;
+use crate::http::{self, AppState};
+use crate::ingest::{Ingest, Writer};
+use crate::store::Store;
+use crate::ua::UaParser;
+
+pub struct App {
+    listener: TcpListener,
+    store: Store,
+    state: AppState,
+    /// The ingest writers; they end once every `Writer` handle (all inside `state`) is gone.
+    tasks: TaskTracker,
+    config: Config,
+}
+
+impl App {
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        let store = Store::connect(&config.store)
+            .await
+            .context("opening the database")?;
+        let tasks = TaskTracker::new();
+        let writer = Writer::spawn(
+            &tasks,
+            store.clone(),
+            store.dialect().ingest_writers(),
+            config.ingest.batch as usize,
+            config.ingest.queue as usize,
+            Duration::from_millis(config.ingest.wait_ms),
+        );
+        let ingest = Arc::new(Ingest::new(
+            store.clone(),
+            UaParser::new(config.ingest.ua_cache),
+            writer,
+        ));
+        let state = AppState {
+            store: store.clone(),
+            ingest,
+            trusted_proxies: Arc::new(config.http.trusted_proxies.clone()),
+        };
+        let listener = TcpListener::bind(config.http.addr)
+            .await
+            .with_context(|| format!("binding {} (SQUIRREL_ADDR)", config.http.addr))?;
+        Ok(App {
+            listener,
+            store,
+            state,
+            tasks,
+            config,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound TCP listener has a local address")
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Serves until `stop` is cancelled, then drains (bounded by the shutdown grace period).
+    pub async fn run_until_stopped(self, stop: CancellationToken) -> anyhow::Result<()> {
+        let App {
+            listener,
+            store,
+            state,
+            tasks,
+            config,
+        } = self;
+        let grace = config.http.shutdown_grace();
+        // Trailing slashes are trimmed before routing, so `/pv/` and `/pv` are one route.
+        let service = NormalizePathLayer::trim_trailing_slash().layer(http::router(state));
+        let server = axum::serve(
+            listener,
+            ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(service),
+        )
+        .with_graceful_shutdown(stop.clone().cancelled_owned());
+        let mut server = std::pin::pin!(server.into_future());
+        tokio::select! {
+            result = &mut server => result.context("HTTP server failed")?,
+            () = async { stop.cancelled().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(?grace, "in-flight requests outlived the grace period; closing them");
+            }
+        }
+        tasks.close();
+        tokio::time::timeout(grace, tasks.wait()).await.context(
+            "ingest writers outlived the grace period; queued pageviews may be unacknowledged",
+        )?;
+        store.close().await;
+        Ok(())
+    }
+}
+
+/// Resolves when SIGINT or SIGTERM arrives.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler only fails outside a Tokio runtime");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,186 @@
+//! The `squirrel` command line: one subcommand per task, each a thin call into the library.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::accounts;
+use crate::app::{App, shutdown_signal};
+use crate::config::{Config, StoreConfig};
+use crate::store::Store;
+use crate::telemetry::TelemetryConfig;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "squirrel",
+    version,
+    about = "Squirrel Stats: privacy-friendly, cookieless web analytics"
+)]
+pub struct Cli {
+    /// Read settings from this file (KEY=VALUE lines) instead of `./.env`. The real environment wins.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub telemetry: TelemetryConfig,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server: tracking, API and dashboard.
+    Serve(Config),
+    /// Create or upgrade the database schema, then exit.
+    Migrate(StoreConfig),
+    /// Create a user account.
+    CreateUser {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password: String,
+        #[command(flatten)]
+        store: StoreConfig,
+    },
+    /// Create a site for an existing user; prints the site identifier on the last line.
+    CreateSite {
+        /// The owner's email.
+        #[arg(long)]
+        owner: String,
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        store: StoreConfig,
+    },
+    /// List every site with owner, identifier, id and stored pageviews (bots excluded).
+    Sites {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreConfig,
+    },
+}
+
+/// Loads `--env-file FILE` (an error if missing) or `./.env` (if present) into the environment,
+/// before clap reads it. Variables already set are kept. Must run before any thread starts.
+pub fn load_env_file(args: &[std::ffi::OsString]) -> anyhow::Result<()> {
+    let mut explicit = None;
+    let mut iter = args.iter().skip(1);
+    while let Some(arg) = iter.next() {
+        let arg = arg.to_string_lossy();
+        if arg == "--env-file" {
+            explicit = iter.next().map(PathBuf::from);
+        } else if let Some(path) = arg.strip_prefix("--env-file=") {
+            explicit = Some(PathBuf::from(path));
+        }
+    }
+    match explicit {
+        Some(path) => {
+            dotenvy::from_path(&path)
+                .with_context(|| format!("reading --env-file {}", path.display()))?;
+        }
+        None => match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(err) if err.not_found() => {}
+            Err(err) => return Err(err).context("reading ./.env"),
+        },
+    }
+    Ok(())
+}
+
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(config) => serve(config).await,
+        Command::Migrate(store) => {
+            let store = Store::connect(&store)
+                .await
+                .context("opening the database")?;
+            store.close().await;
+            println!("Migrations applied");
+            Ok(())
+        }
+        Command::CreateUser {
+            email,
+            password,
+            store,
+        } => {
+            let store = Store::connect(&store)
+                .await
+                .context("opening the database")?;
+            let user = accounts::create_user(&store, &email, &password).await?;
+            store.close().await;
+            println!("Created user {} (id {})", user.email, user.id);
+            Ok(())
+        }
+        Command::CreateSite { owner, name, store } => {
+            let store = Store::connect(&store)
+                .await
+                .context("opening the database")?;
+            let site = accounts::create_site(&store, &owner, &name).await?;
+            store.close().await;
+            println!(
+                "Created site \"{}\" (id {}) for {}",
+                site.name,
+                site.uuid,
+                owner.trim()
+            );
+            println!("{}", site.identifier);
+            Ok(())
+        }
+        Command::Sites { json, store } => {
+            let store = Store::connect(&store)
+                .await
+                .context("opening the database")?;
+            let sites = store.all_sites().await?;
+            store.close().await;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&sites)?);
+            } else {
+                print_sites_table(&sites);
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let app = App::build(config).await?;
+    tracing::info!(addr = %app.local_addr(), backend = app.store().dialect().system_name(), "squirrel serving");
+    let stop = CancellationToken::new();
+    let trigger = stop.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown requested; finishing in-flight requests and pending writes");
+        trigger.cancel();
+    });
+    app.run_until_stopped(stop).await?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+fn print_sites_table(sites: &[crate::store::SiteSummary]) {
+    if sites.is_empty() {
+        println!("No sites yet. Create one with: squirrel create-site --owner EMAIL --name NAME");
+        return;
+    }
+    let width = |f: fn(&crate::store::SiteSummary) -> usize, title: &str| {
+        sites.iter().map(f).max().unwrap_or(0).max(title.len())
+    };
+    let (wo, wi, wn) = (
+        width(|s| s.owner.chars().count(), "OWNER"),
+        width(|s| s.identifier.len(), "IDENTIFIER"),
+        width(|s| s.name.chars().count(), "NAME"),
+    );
+    println!(
+        "{:<wo$}  {:<wi$}  {:<wn$}  {:<36}  PAGEVIEWS",
+        "OWNER", "IDENTIFIER", "NAME", "ID"
+    );
+    for s in sites {
+        println!(
+            "{:<wo$}  {:<wi$}  {:<wn$}  {:<36}  {}",
+            s.owner, s.identifier, s.name, s.id, s.pageview_count
+        );
+    }
+}

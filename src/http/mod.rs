@@ -1,0 +1,46 @@
+//! HTTP: the router, the shared state handlers see, and the request → response boundary.
+//!
+//! Owns routing, extraction (client address, bodies) and the one map from domain errors to statuses
+//! ([`error`]). Domain modules never see `axum` types. Every route exists under `/api/v1/` and
+//! unprefixed (the original's legacy mount), and a trailing slash is optional everywhere.
+
+pub mod client_ip;
+pub mod error;
+pub mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::config::TrustedProxies;
+use crate::ingest::Ingest;
+use crate::store::Store;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub ingest: Arc<Ingest>,
+    pub trusted_proxies: Arc<TrustedProxies>,
+}
+
+/// A request that takes longer than this is answered 408 and its work dropped, so shutdown can't hang.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(routes::track::router())
+        .merge(routes::health::router())
+        .with_state(state)
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+}
+
+/// `path` under both mounts: `/api/v1/<path>` and `/<path>`.
+pub(crate) fn both_mounts(path: &str) -> [String; 2] {
+    [format!("/api/v1/{path}"), format!("/{path}")]
+}

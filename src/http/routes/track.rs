@@ -1,0 +1,142 @@
+//! `GET|POST /api/v1/pv`, `/pv`, `/api/v1/track`, `/track`: the tracking endpoint.
+//!
+//! Parameters come from the query string, then (for fields the query string lacks) from a form or
+//! JSON body as `sendBeacon`/`fetch` send it. A 200 means the pageview is committed. Any origin may
+//! send pageviews (CORS `*`, preflight answered).
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get};
+use tower_http::cors::{Any, CorsLayer};
+use tracing::Instrument;
+
+use super::super::{AppState, both_mounts, client_ip::client_ip, error::ApiError};
+use crate::ingest::hit::MAX_BODY;
+use crate::ingest::{Client, TrackParams, hit};
+use crate::store::now_ms;
+use crate::telemetry::names;
+
+/// Longest User-Agent we read; the parser looks at far less and nothing else needs more.
+const MAX_USER_AGENT: usize = 1024;
+
+pub fn router() -> Router<AppState> {
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE])
+        .max_age(std::time::Duration::from_secs(86_400));
+    let mut router = Router::new();
+    for route in ["pv", "track"] {
+        for path in both_mounts(route) {
+            router = router.route(&path, endpoint());
+        }
+    }
+    router.layer(cors)
+}
+
+fn endpoint() -> MethodRouter<AppState> {
+    get(track)
+        .post(track)
+        .fallback(|| async { ApiError::MethodNotAllowed { allow: "GET, POST" } })
+}
+
+async fn track(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let span = tracing::info_span!(
+        "track_pageview",
+        { names::PAGEVIEW_SITE_IDENTIFIER } = tracing::field::Empty,
+        { names::PAGEVIEW_HOSTNAME } = tracing::field::Empty,
+        { names::PAGEVIEW_PATH } = tracing::field::Empty,
+        { names::PAGEVIEW_METHOD } = method.as_str(),
+        { names::PAGEVIEW_SITE_FOUND } = tracing::field::Empty,
+        { names::PAGEVIEW_DEVICE_TYPE } = tracing::field::Empty,
+        { names::PAGEVIEW_BROWSER } = tracing::field::Empty,
+        { names::PAGEVIEW_OS } = tracing::field::Empty,
+        { names::PAGEVIEW_CREATED } = tracing::field::Empty,
+        { names::PAGEVIEW_ERROR } = tracing::field::Empty,
+        { names::PAGEVIEW_ERROR_MESSAGE } = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    async move {
+        match handle(&state, peer, &uri, &headers, body).await {
+            Ok(()) => ok_response(),
+            Err((code, err)) => {
+                let span = tracing::Span::current();
+                span.record(names::PAGEVIEW_ERROR, code);
+                if matches!(err, ApiError::Internal(_) | ApiError::Unavailable) {
+                    span.record(names::PAGEVIEW_ERROR_MESSAGE, err.to_string());
+                    span.record("otel.status_code", "ERROR");
+                }
+                err.into_response()
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn handle(
+    state: &AppState,
+    peer: SocketAddr,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(), (&'static str, ApiError)> {
+    let mut params = TrackParams::default();
+    params.fill_from_urlencoded(uri.query().unwrap_or("").as_bytes());
+
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY) {
+        return Err((
+            "payload_too_large",
+            ApiError::PayloadTooLarge { limit: MAX_BODY },
+        ));
+    }
+    let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
+        (
+            "payload_too_large",
+            ApiError::PayloadTooLarge { limit: MAX_BODY },
+        )
+    })?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    params
+        .fill_from_body(content_type, &bytes)
+        .map_err(|err| ("invalid_body", ApiError::from(err)))?;
+
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()))
+        .unwrap_or_default();
+    let client = Client {
+        ip: client_ip(peer, headers, &state.trusted_proxies),
+        user_agent: hit::truncate(&user_agent, MAX_USER_AGENT).to_string(),
+    };
+    state
+        .ingest
+        .track(&params, &client, now_ms())
+        .await
+        .map_err(|err| (err.code(), ApiError::from(err)))
+}
+
+fn ok_response() -> Response {
+    let mut response = axum::Json(serde_json::json!({ "status": "ok" })).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

@@ -1,0 +1,145 @@
+//! Group commit: request handlers hand rows to a bounded queue and wait; writer tasks commit whatever
+//! has gathered in one transaction and then answer every waiter.
+//!
+//! Invariant: a waiter gets `Ok` only after the transaction holding its row has committed. The queue is
+//! bounded, so a database slower than the traffic makes requests wait (then 503), never memory grow.
+//! The writers stop when the last [`Writer`] clone is dropped and the queue is drained: shutdown
+//! cannot lose an accepted row.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio_util::task::TaskTracker;
+
+use crate::store::{NewPageview, Store, StoreError};
+
+/// Why a row was not stored.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum WriteError {
+    /// The queue stayed full for the whole wait, or the database is unreachable: try again later.
+    #[error("storage is busy, try again later")]
+    Busy,
+    /// This row was refused by the database (e.g. its site was deleted a moment ago).
+    #[error("the pageview was refused by the database: {0}")]
+    Refused(String),
+    /// The server is shutting down and takes no new rows.
+    #[error("the server is shutting down")]
+    Closed,
+}
+
+struct Pending {
+    row: NewPageview,
+    done: oneshot::Sender<Result<(), WriteError>>,
+    /// The request's span, linked from the batch's INSERT span so each trace leads to its statement.
+    span: tracing::Span,
+}
+
+/// The handle request handlers use. Cloning it keeps the writers alive.
+#[derive(Clone)]
+pub struct Writer {
+    queue: mpsc::Sender<Pending>,
+    wait: Duration,
+}
+
+impl Writer {
+    /// Starts `writers` tasks on `tasks` that commit up to `batch` rows per transaction.
+    pub fn spawn(
+        tasks: &TaskTracker,
+        store: Store,
+        writers: usize,
+        batch: usize,
+        capacity: usize,
+        wait: Duration,
+    ) -> Writer {
+        let (queue, receiver) = mpsc::channel(capacity);
+        let receiver = Arc::new(Mutex::new(receiver));
+        for _ in 0..writers.max(1) {
+            tasks.spawn(run_writer(store.clone(), receiver.clone(), batch));
+        }
+        Writer { queue, wait }
+    }
+
+    /// Stores one pageview; returns once it is committed.
+    pub async fn write(&self, row: NewPageview) -> Result<(), WriteError> {
+        let (done, committed) = oneshot::channel();
+        let pending = Pending {
+            row,
+            done,
+            span: tracing::Span::current(),
+        };
+        match self.queue.send_timeout(pending, self.wait).await {
+            Ok(()) => {}
+            Err(mpsc::error::SendTimeoutError::Timeout(_)) => return Err(WriteError::Busy),
+            Err(mpsc::error::SendTimeoutError::Closed(_)) => return Err(WriteError::Closed),
+        }
+        // A writer always answers before dropping `done`; a dropped sender means the task died.
+        committed.await.unwrap_or(Err(WriteError::Closed))
+    }
+
+    /// Rows waiting for a writer right now.
+    pub fn queued(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
+}
+
+async fn run_writer(store: Store, receiver: Arc<Mutex<mpsc::Receiver<Pending>>>, batch: usize) {
+    let mut pending = Vec::with_capacity(batch);
+    loop {
+        // Only one writer gathers at a time; the others commit meanwhile. `recv_many` returns as
+        // soon as anything is queued, so a lone request is never held back to fill a batch.
+        let received = receiver.lock().await.recv_many(&mut pending, batch).await;
+        if received == 0 {
+            return; // every Writer dropped and the queue is empty
+        }
+        commit(&store, &mut pending).await;
+    }
+}
+
+async fn commit(store: &Store, pending: &mut Vec<Pending>) {
+    let rows: Vec<NewPageview> = pending.iter().map(|p| p.row.clone()).collect();
+    let span = tracing::info_span!("ingest_batch", batch.size = rows.len());
+    for p in pending.iter() {
+        if let Some(id) = p.span.id() {
+            span.follows_from(id);
+        }
+    }
+    let result = tracing::Instrument::instrument(store.insert_pageviews(&rows), span.clone()).await;
+    match result {
+        Ok(()) => {
+            for p in pending.drain(..) {
+                let _ = p.done.send(Ok(()));
+            }
+        }
+        Err(StoreError::Unavailable(err)) => {
+            tracing::warn!(error = %err, rows = rows.len(), "batch not stored: database unavailable");
+            for p in pending.drain(..) {
+                let _ = p.done.send(Err(WriteError::Busy));
+            }
+        }
+        Err(err) if pending.len() > 1 => {
+            // One bad row must not sink its neighbours: store them one by one to find it.
+            tracing::warn!(error = %err, rows = rows.len(), "batch refused; retrying rows one by one");
+            for p in pending.drain(..) {
+                let result = store
+                    .insert_pageviews(std::slice::from_ref(&p.row))
+                    .await
+                    .map_err(to_write_error);
+                let _ = p.done.send(result);
+            }
+        }
+        Err(err) => {
+            let error = to_write_error(err);
+            for p in pending.drain(..) {
+                let _ = p.done.send(Err(error.clone()));
+            }
+        }
+    }
+}
+
+fn to_write_error(err: StoreError) -> WriteError {
+    match err {
+        StoreError::Unavailable(_) => WriteError::Busy,
+        other => WriteError::Refused(format!("{:#}", anyhow::Error::from(other))),
+    }
+}

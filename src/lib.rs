@@ -1,0 +1,19 @@
+//! Squirrel Stats: privacy-friendly, cookieless web analytics in one binary.
+//!
+//! A map of the system:
+//! - [`cli`]: the `squirrel` subcommands; [`config`]: every setting, declared once.
+//! - [`app`]: builds the server from a [`config::Config`] and runs it until told to stop.
+//! - [`http`]: routes and the error → status map; [`ingest`]: tracking hit → committed pageview
+//!   ([`ua`] classifies the User-Agent); [`accounts`]: users and sites.
+//! - [`store`]: the database (SQLite or PostgreSQL, one schema) and all SQL.
+//! - [`telemetry`]: logs and traces.
+
+pub mod accounts;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod ingest;
+pub mod store;
+pub mod telemetry;
+pub mod ua;

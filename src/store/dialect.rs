@@ -1,0 +1,100 @@
+//! The only place that knows SQLite and PostgreSQL apart: URL forms, connection settings, pool sizes,
+//! and how each reports "busy, try again".
+
+use crate::config::SqliteSync;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// Picks the backend from the URL scheme; `None` for anything else.
+    pub fn from_url(url: &str) -> Option<Dialect> {
+        if url.starts_with("sqlite:") {
+            Some(Dialect::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Dialect::Postgres)
+        } else {
+            None
+        }
+    }
+
+    /// `sqlite://PATH` and `sqlite:PATH` open-or-create the file (`mode=rwc`) unless a mode is given,
+    /// so the embedded default works on first run.
+    pub(super) fn normalize_url(self, url: &str) -> String {
+        match self {
+            Dialect::Sqlite if !url.contains("mode=") => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}mode=rwc")
+            }
+            _ => url.to_string(),
+        }
+    }
+
+    /// The `db.system.name` of the OpenTelemetry conventions.
+    pub fn system_name(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgresql",
+        }
+    }
+
+    /// SQLite allows one writer at a time, so more connections only help readers; PostgreSQL gains
+    /// from parallel writers up to about the core count of a small server.
+    pub(super) fn pool_size(self) -> u32 {
+        match self {
+            Dialect::Sqlite => 8,
+            Dialect::Postgres => 16,
+        }
+    }
+
+    /// How many group-commit writers run at once: one for SQLite (a single writer lock), several for
+    /// PostgreSQL so one batch commits while the next is gathered.
+    pub fn ingest_writers(self) -> usize {
+        match self {
+            Dialect::Sqlite => 1,
+            Dialect::Postgres => 4,
+        }
+    }
+
+    /// Statements run on every new connection. WAL lets readers proceed during a write;
+    /// `synchronous=NORMAL` in WAL mode survives a process crash (a committed transaction is in the
+    /// WAL file), `FULL` also survives power loss.
+    pub(super) fn connect_statements(self, sync: SqliteSync) -> &'static [&'static str] {
+        match (self, sync) {
+            (Dialect::Sqlite, SqliteSync::Normal) => &[
+                "PRAGMA journal_mode = WAL",
+                "PRAGMA synchronous = NORMAL",
+                "PRAGMA foreign_keys = ON",
+                "PRAGMA busy_timeout = 5000",
+            ],
+            (Dialect::Sqlite, SqliteSync::Full) => &[
+                "PRAGMA journal_mode = WAL",
+                "PRAGMA synchronous = FULL",
+                "PRAGMA foreign_keys = ON",
+                "PRAGMA busy_timeout = 5000",
+            ],
+            (Dialect::Postgres, _) => &[],
+        }
+    }
+
+    /// SQLITE_BUSY / SQLITE_LOCKED, or PostgreSQL's "cannot connect now" and serialization classes.
+    pub(super) fn is_busy(err: &dyn sqlx::error::DatabaseError) -> bool {
+        matches!(
+            err.code().as_deref(),
+            Some("5" | "6" | "517" | "57P03" | "53300" | "40001")
+        )
+    }
+
+    /// SQLite's and PostgreSQL's codes for a UNIQUE violation.
+    pub(super) fn is_unique_violation(err: &sqlx::Error) -> bool {
+        match err {
+            sqlx::Error::Database(db) => {
+                matches!(db.kind(), sqlx::error::ErrorKind::UniqueViolation)
+            }
+            _ => false,
+        }
+    }
+}

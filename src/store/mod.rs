@@ -1,0 +1,182 @@
+//! Store: every byte Squirrel Stats keeps, behind one interface for SQLite and PostgreSQL.
+//!
+//! Owns the connection pool, the migrations and all SQL. Nothing outside this module writes SQL or asks
+//! which backend it runs on; the few real differences live in [`dialect`]. Times are epoch milliseconds
+//! (UTC) and booleans are 0/1, the two representations `sqlx::Any` decodes alike on both backends.
+//! Every statement runs inside a CLIENT span made by [`Store::span`], named and attributed per the
+//! OpenTelemetry database conventions, with the statement text (placeholders only, never values).
+
+mod dialect;
+mod pageviews;
+mod salts;
+mod settings;
+mod sites;
+mod users;
+
+use std::str::FromStr;
+use std::sync::Once;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions, Executor};
+
+pub use dialect::Dialect;
+pub use pageviews::NewPageview;
+pub use sites::{Site, SiteSummary};
+pub use users::User;
+
+use crate::config::StoreConfig;
+
+/// A failed store operation. `Unavailable` means "try again later" (pool exhausted, connection lost,
+/// database locked past the busy timeout); everything else is a bug or a constraint the caller broke.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    #[error("migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                StoreError::Unavailable(err)
+            }
+            sqlx::Error::Database(db) if Dialect::is_busy(db.as_ref()) => {
+                StoreError::Unavailable(err)
+            }
+            _ => StoreError::Database(err),
+        }
+    }
+}
+
+/// The shared handle to the database. Cheap to clone (the pool is reference-counted).
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+static INSTALL_DRIVERS: Once = Once::new();
+
+impl Store {
+    /// Connects (creating a SQLite file if needed) and brings the schema up to date.
+    pub async fn connect(config: &StoreConfig) -> Result<Store, StoreError> {
+        INSTALL_DRIVERS.call_once(sqlx::any::install_default_drivers);
+        let dialect = Dialect::from_url(&config.database_url)
+            .expect("config validation accepts only sqlite and postgres URLs");
+        let url = dialect.normalize_url(&config.database_url);
+        let options = AnyConnectOptions::from_str(&url)?
+            .log_statements(tracing::log::LevelFilter::Trace)
+            .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1));
+        let sync = config.sqlite_sync;
+        let pool = AnyPoolOptions::new()
+            .max_connections(dialect.pool_size())
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    for pragma in dialect.connect_statements(sync) {
+                        conn.execute(*pragma).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        let store = Store { pool, dialect };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies pending migrations (idempotent).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match self.dialect {
+            Dialect::Sqlite => sqlx::migrate!("migrations/sqlite").run(&self.pool).await?,
+            Dialect::Postgres => {
+                sqlx::migrate!("migrations/postgres")
+                    .run(&self.pool)
+                    .await?
+            }
+        }
+        Ok(())
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Cheap liveness probe for health checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let sql = "SELECT 1";
+        traced(
+            self.span("SELECT", "", sql),
+            sqlx::query(sql).execute(&self.pool),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Closes the pool, waiting for checked-out connections to come back.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The CLIENT span for one statement, per the OpenTelemetry database semantic conventions.
+    pub(crate) fn span(
+        &self,
+        operation: &'static str,
+        table: &'static str,
+        sql: &str,
+    ) -> tracing::Span {
+        let name = if table.is_empty() {
+            operation.to_string()
+        } else {
+            format!("{operation} {table}")
+        };
+        tracing::info_span!(
+            "db",
+            otel.name = %name,
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            db.system.name = self.dialect.system_name(),
+            db.operation.name = operation,
+            db.collection.name = table,
+            db.query.text = sql,
+            error.type = tracing::field::Empty,
+        )
+    }
+}
+
+/// Milliseconds since the Unix epoch, the unit of every stored time.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Runs one statement inside its span and marks the span failed when the statement fails.
+pub(crate) async fn traced<T>(
+    span: tracing::Span,
+    statement: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, StoreError> {
+    let result = tracing::Instrument::instrument(statement, span.clone()).await;
+    if let Err(err) = &result {
+        span.record("otel.status_code", "ERROR");
+        span.record("error.type", error_type(err));
+    }
+    result.map_err(StoreError::from)
+}
+
+fn error_type(err: &sqlx::Error) -> &'static str {
+    match err {
+        sqlx::Error::Database(_) => "database",
+        sqlx::Error::PoolTimedOut => "pool_timed_out",
+        sqlx::Error::PoolClosed => "pool_closed",
+        sqlx::Error::Io(_) => "io",
+        sqlx::Error::RowNotFound => "row_not_found",
+        _ => "other",
+    }
+}
