@@ -36,9 +36,12 @@ pub struct App {
 
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<App> {
-        let store = Store::connect(&config.store)
-            .await
-            .context("opening the database")?;
+        let store = Store::connect(&config.store).await.context("opening the database")?;
+        let secret_key = match &config.http.secret_key {
+            Some(key) if !key.trim().is_empty() => key.clone(),
+            // Generated once and shared through the database, so every process signs alike.
+            _ => store.setting_or_insert("secret_key", || hex::encode(rand::random::<[u8; 32]>())).await?,
+        };
         let tasks = TaskTracker::new();
         let writer = Writer::spawn(
             &tasks,
@@ -48,55 +51,40 @@ impl App {
             config.ingest.queue as usize,
             Duration::from_millis(config.ingest.wait_ms),
         );
-        let ingest = Arc::new(Ingest::new(
-            store.clone(),
-            UaParser::new(config.ingest.ua_cache),
-            writer,
-        ));
+        let ingest = Arc::new(Ingest::new(store.clone(), UaParser::new(config.ingest.ua_cache), writer));
         let state = AppState {
             store: store.clone(),
             ingest,
             trusted_proxies: Arc::new(config.http.trusted_proxies.clone()),
+            secret_key: Arc::from(secret_key),
         };
         let listener = TcpListener::bind(config.http.addr)
             .await
             .with_context(|| format!("binding {} (SQUIRREL_ADDR)", config.http.addr))?;
-        Ok(App {
-            listener,
-            store,
-            state,
-            tasks,
-            config,
-        })
+        Ok(App { listener, store, state, tasks, config })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound TCP listener has a local address")
+        self.listener.local_addr().expect("a bound TCP listener has a local address")
     }
 
     pub fn store(&self) -> &Store {
         &self.store
     }
 
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
     /// Serves until `stop` is cancelled, then drains (bounded by the shutdown grace period).
     pub async fn run_until_stopped(self, stop: CancellationToken) -> anyhow::Result<()> {
-        let App {
-            listener,
-            store,
-            state,
-            tasks,
-            config,
-        } = self;
+        let App { listener, store, state, tasks, config } = self;
         let grace = config.http.shutdown_grace();
         // Trailing slashes are trimmed before routing, so `/pv/` and `/pv` are one route.
         let service = NormalizePathLayer::trim_trailing_slash().layer(http::router(state));
-        let server = axum::serve(
-            listener,
-            ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(service),
-        )
-        .with_graceful_shutdown(stop.clone().cancelled_owned());
+        let server =
+            axum::serve(listener, ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(service))
+                .with_graceful_shutdown(stop.clone().cancelled_owned());
         let mut server = std::pin::pin!(server.into_future());
         tokio::select! {
             result = &mut server => result.context("HTTP server failed")?,
@@ -105,9 +93,9 @@ impl App {
             }
         }
         tasks.close();
-        tokio::time::timeout(grace, tasks.wait()).await.context(
-            "ingest writers outlived the grace period; queued pageviews may be unacknowledged",
-        )?;
+        tokio::time::timeout(grace, tasks.wait())
+            .await
+            .context("ingest writers outlived the grace period; queued pageviews may be unacknowledged")?;
         store.close().await;
         Ok(())
     }

@@ -13,11 +13,7 @@ use crate::store::Store;
 use crate::telemetry::TelemetryConfig;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "squirrel",
-    version,
-    about = "Squirrel Stats: privacy-friendly, cookieless web analytics"
-)]
+#[command(name = "squirrel", version, about = "Squirrel Stats: privacy-friendly, cookieless web analytics")]
 pub struct Cli {
     /// Read settings from this file (KEY=VALUE lines) instead of `./.env`. The real environment wins.
     #[arg(long, global = true, value_name = "FILE")]
@@ -78,8 +74,7 @@ pub fn load_env_file(args: &[std::ffi::OsString]) -> anyhow::Result<()> {
     }
     match explicit {
         Some(path) => {
-            dotenvy::from_path(&path)
-                .with_context(|| format!("reading --env-file {}", path.display()))?;
+            dotenvy::from_path(&path).with_context(|| format!("reading --env-file {}", path.display()))?;
         }
         None => match dotenvy::dotenv() {
             Ok(_) => {}
@@ -94,45 +89,28 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(config) => serve(config).await,
         Command::Migrate(store) => {
-            let store = Store::connect(&store)
-                .await
-                .context("opening the database")?;
+            let store = Store::connect(&store).await.context("opening the database")?;
             store.close().await;
             println!("Migrations applied");
             Ok(())
         }
-        Command::CreateUser {
-            email,
-            password,
-            store,
-        } => {
-            let store = Store::connect(&store)
-                .await
-                .context("opening the database")?;
+        Command::CreateUser { email, password, store } => {
+            let store = Store::connect(&store).await.context("opening the database")?;
             let user = accounts::create_user(&store, &email, &password).await?;
             store.close().await;
             println!("Created user {} (id {})", user.email, user.id);
             Ok(())
         }
         Command::CreateSite { owner, name, store } => {
-            let store = Store::connect(&store)
-                .await
-                .context("opening the database")?;
+            let store = Store::connect(&store).await.context("opening the database")?;
             let site = accounts::create_site(&store, &owner, &name).await?;
             store.close().await;
-            println!(
-                "Created site \"{}\" (id {}) for {}",
-                site.name,
-                site.uuid,
-                owner.trim()
-            );
+            println!("Created site \"{}\" (id {}) for {}", site.name, site.uuid, owner.trim());
             println!("{}", site.identifier);
             Ok(())
         }
         Command::Sites { json, store } => {
-            let store = Store::connect(&store)
-                .await
-                .context("opening the database")?;
+            let store = Store::connect(&store).await.context("opening the database")?;
             let sites = store.all_sites().await?;
             store.close().await;
             if json {
@@ -173,14 +151,8 @@ fn print_sites_table(sites: &[crate::store::SiteSummary]) {
         width(|s| s.identifier.len(), "IDENTIFIER"),
         width(|s| s.name.chars().count(), "NAME"),
     );
-    println!(
-        "{:<wo$}  {:<wi$}  {:<wn$}  {:<36}  PAGEVIEWS",
-        "OWNER", "IDENTIFIER", "NAME", "ID"
-    );
+    println!("{:<wo$}  {:<wi$}  {:<wn$}  {:<36}  PAGEVIEWS", "OWNER", "IDENTIFIER", "NAME", "ID");
     for s in sites {
-        println!(
-            "{:<wo$}  {:<wi$}  {:<wn$}  {:<36}  {}",
-            s.owner, s.identifier, s.name, s.id, s.pageview_count
-        );
+        println!("{:<wo$}  {:<wi$}  {:<wn$}  {:<36}  {}", s.owner, s.identifier, s.name, s.id, s.pageview_count);
     }
 }

@@ -17,12 +17,7 @@ pub struct StoreConfig {
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://squirrel.db", value_parser = parse_database_url)]
     pub database_url: String,
     /// SQLite durability: `normal` survives a process crash (WAL), `full` also survives power loss.
-    #[arg(
-        long,
-        env = "SQUIRREL_SQLITE_SYNC",
-        default_value = "normal",
-        value_enum
-    )]
+    #[arg(long, env = "SQUIRREL_SQLITE_SYNC", default_value = "normal", value_enum)]
     pub sqlite_sync: SqliteSync,
 }
 
@@ -81,22 +76,14 @@ impl Config {
     /// Defaults for tests: an ephemeral port on loopback and the given database.
     pub fn for_tests(database_url: &str) -> Config {
         Config {
-            store: StoreConfig {
-                database_url: database_url.to_string(),
-                sqlite_sync: SqliteSync::Normal,
-            },
+            store: StoreConfig { database_url: database_url.to_string(), sqlite_sync: SqliteSync::Normal },
             http: HttpConfig {
                 addr: SocketAddr::from(([127, 0, 0, 1], 0)),
                 trusted_proxies: TrustedProxies::default(),
                 shutdown_grace_secs: 10,
                 secret_key: None,
             },
-            ingest: IngestConfig {
-                batch: 512,
-                queue: 8192,
-                wait_ms: 2000,
-                ua_cache: 1024,
-            },
+            ingest: IngestConfig { batch: 512, queue: 8192, wait_ms: 2000, ua_cache: 1024 },
         }
     }
 }
@@ -119,10 +106,9 @@ fn parse_database_url(value: &str) -> Result<String, String> {
 }
 
 fn parse_addr(value: &str) -> Result<SocketAddr, String> {
-    value
-        .trim()
-        .parse()
-        .map_err(|_| format!("SQUIRREL_ADDR must be HOST:PORT with an IP host (e.g. 127.0.0.1:8000 or 0.0.0.0:8000), got '{value}'"))
+    value.trim().parse().map_err(|_| {
+        format!("SQUIRREL_ADDR must be HOST:PORT with an IP host (e.g. 127.0.0.1:8000 or 0.0.0.0:8000), got '{value}'")
+    })
 }
 
 /// The proxies allowed to tell us the client address. Empty: `X-Forwarded-For` is ignored.
@@ -167,10 +153,7 @@ mod tests {
         assert!(!proxies.contains("10.0.0.2".parse().unwrap()));
         assert!(TrustedProxies::parse("").expect("empty is fine").is_empty());
         let err = TrustedProxies::parse("10.0.0.1,bogus").unwrap_err();
-        assert!(
-            err.contains("TRUSTED_PROXIES") && err.contains("bogus"),
-            "{err}"
-        );
+        assert!(err.contains("TRUSTED_PROXIES") && err.contains("bogus"), "{err}");
     }
 
     #[test]

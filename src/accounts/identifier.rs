@@ -492,9 +492,7 @@ pub fn generate() -> String {
     // handle) and does not make a syscall per draw. `choose` draws indices with
     // `random_range`, which is uniform (no modulo bias).
     let mut rng = rand::rng();
-    let adjective = ADJECTIVES
-        .choose(&mut rng)
-        .expect("ADJECTIVES is non-empty");
+    let adjective = ADJECTIVES.choose(&mut rng).expect("ADJECTIVES is non-empty");
     let noun = NOUNS.choose(&mut rng).expect("NOUNS is non-empty");
 
     let mut id = String::with_capacity(MAX_LEN);
@@ -517,8 +515,7 @@ pub fn is_well_formed(s: &str) -> bool {
         return false;
     }
     let mut parts = s.split('-');
-    let (Some(adjective), Some(noun), Some(suffix), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(adjective), Some(noun), Some(suffix), None) = (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return false;
     };
@@ -534,19 +531,12 @@ mod tests {
     use std::collections::HashSet;
 
     fn check_list(name: &str, words: &[&str]) {
-        assert!(
-            (190..=260).contains(&words.len()),
-            "{name} has {} words, expected 190..=260",
-            words.len()
-        );
+        assert!((190..=260).contains(&words.len()), "{name} has {} words, expected 190..=260", words.len());
         let mut seen = HashSet::new();
         for w in words {
             assert!(!w.is_empty(), "{name} has an empty word");
             assert!(w.len() <= 12, "{name}: {w:?} is longer than 12 chars");
-            assert!(
-                w.bytes().all(|b| b.is_ascii_lowercase()),
-                "{name}: {w:?} is not lowercase ASCII letters only"
-            );
+            assert!(w.bytes().all(|b| b.is_ascii_lowercase()), "{name}: {w:?} is not lowercase ASCII letters only");
             assert!(seen.insert(*w), "{name}: duplicate word {w:?}");
         }
     }
@@ -598,10 +588,7 @@ mod tests {
             let suffix = suffix_of(&id);
             assert_eq!(suffix.len(), SUFFIX_LEN, "{id:?}");
             for b in suffix.bytes() {
-                assert!(
-                    b.is_ascii_uppercase() || b.is_ascii_digit(),
-                    "{id:?} has suffix byte {b:?} outside A-Z0-9"
-                );
+                assert!(b.is_ascii_uppercase() || b.is_ascii_digit(), "{id:?} has suffix byte {b:?} outside A-Z0-9");
                 used.insert(b);
             }
         }
@@ -619,10 +606,7 @@ mod tests {
         const { assert!(MAX_LEN <= 50) };
 
         // The longest combination is itself well-formed and exactly MAX_LEN long.
-        let adjective = ADJECTIVES
-            .iter()
-            .find(|w| w.len() == longest_adjective)
-            .unwrap();
+        let adjective = ADJECTIVES.iter().find(|w| w.len() == longest_adjective).unwrap();
         let noun = NOUNS.iter().find(|w| w.len() == longest_noun).unwrap();
         let id = format!("{adjective}-{noun}-Z9Z9Z9");
         assert_eq!(id.len(), MAX_LEN);

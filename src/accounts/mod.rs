@@ -27,17 +27,9 @@ pub enum AccountError {
 pub fn normalize_email(email: &str) -> Result<String, AccountError> {
     let email = email.trim();
     let valid = email.len() <= 254
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
+        && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
         && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-    if valid {
-        Ok(email.to_string())
-    } else {
-        Err(AccountError::Invalid(format!(
-            "'{email}' is not an email address"
-        )))
-    }
+    if valid { Ok(email.to_string()) } else { Err(AccountError::Invalid(format!("'{email}' is not an email address"))) }
 }
 
 /// Creates a user after checking the email and the password policy.
@@ -59,19 +51,13 @@ pub async fn create_user(store: &Store, email: &str, password: &str) -> Result<U
 pub const MAX_SITE_NAME: usize = 255;
 
 /// Creates a site named `name` for the user with `owner_email`.
-pub async fn create_site(
-    store: &Store,
-    owner_email: &str,
-    name: &str,
-) -> Result<Site, AccountError> {
+pub async fn create_site(store: &Store, owner_email: &str, name: &str) -> Result<Site, AccountError> {
     let name = name.trim();
     if name.is_empty() {
         return Err(AccountError::Invalid("Site name is required".into()));
     }
     if name.chars().count() > MAX_SITE_NAME {
-        return Err(AccountError::Invalid(format!(
-            "Site name must be at most {MAX_SITE_NAME} characters"
-        )));
+        return Err(AccountError::Invalid(format!("Site name must be at most {MAX_SITE_NAME} characters")));
     }
     let owner = store
         .user_by_email(owner_email.trim())

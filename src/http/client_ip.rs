@@ -36,11 +36,7 @@ pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &TrustedProxies
 /// An XFF entry: a bare IP, `IP:port`, or `[IPv6]:port`.
 fn parse_entry(entry: &str) -> Option<IpAddr> {
     let entry = entry.trim();
-    entry
-        .parse::<IpAddr>()
-        .or_else(|_| entry.parse::<SocketAddr>().map(|s| s.ip()))
-        .ok()
-        .map(|ip| ip.to_canonical())
+    entry.parse::<IpAddr>().or_else(|_| entry.parse::<SocketAddr>().map(|s| s.ip())).ok().map(|ip| ip.to_canonical())
 }
 
 #[cfg(test)]
@@ -59,11 +55,7 @@ mod tests {
 
     #[test]
     fn header_is_ignored_without_trusted_proxies() {
-        let ip = client_ip(
-            PEER.parse().unwrap(),
-            &headers(&["1.2.3.4"]),
-            &TrustedProxies::default(),
-        );
+        let ip = client_ip(PEER.parse().unwrap(), &headers(&["1.2.3.4"]), &TrustedProxies::default());
         assert_eq!(ip, "10.0.0.5".parse::<IpAddr>().unwrap());
     }
 
@@ -77,28 +69,16 @@ mod tests {
     #[test]
     fn rightmost_untrusted_entry_wins() {
         let trusted = TrustedProxies::parse("10.0.0.0/8").unwrap();
-        let ip = client_ip(
-            PEER.parse().unwrap(),
-            &headers(&["6.6.6.6, 1.2.3.4, 10.0.0.7"]),
-            &trusted,
-        );
+        let ip = client_ip(PEER.parse().unwrap(), &headers(&["6.6.6.6, 1.2.3.4, 10.0.0.7"]), &trusted);
         assert_eq!(ip, "1.2.3.4".parse::<IpAddr>().unwrap());
-        let ip = client_ip(
-            PEER.parse().unwrap(),
-            &headers(&["6.6.6.6", "[2001:db8::1]:443"]),
-            &trusted,
-        );
+        let ip = client_ip(PEER.parse().unwrap(), &headers(&["6.6.6.6", "[2001:db8::1]:443"]), &trusted);
         assert_eq!(ip, "2001:db8::1".parse::<IpAddr>().unwrap());
     }
 
     #[test]
     fn garbage_stops_the_walk_at_the_last_good_address() {
         let trusted = TrustedProxies::parse("10.0.0.0/8").unwrap();
-        let ip = client_ip(
-            PEER.parse().unwrap(),
-            &headers(&["1.2.3.4, garbage, 10.0.0.8"]),
-            &trusted,
-        );
+        let ip = client_ip(PEER.parse().unwrap(), &headers(&["1.2.3.4, garbage, 10.0.0.8"]), &trusted);
         assert_eq!(ip, "10.0.0.8".parse::<IpAddr>().unwrap());
     }
 }

@@ -24,6 +24,8 @@ pub struct AppState {
     pub store: Store,
     pub ingest: Arc<Ingest>,
     pub trusted_proxies: Arc<TrustedProxies>,
+    /// `SECRET_KEY`, or the one generated and kept in the database.
+    pub secret_key: Arc<str>,
 }
 
 /// A request that takes longer than this is answered 408 and its work dropped, so shutdown can't hang.
@@ -34,10 +36,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::track::router())
         .merge(routes::health::router())
         .with_state(state)
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
-        ))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
 }
 
 /// `path` under both mounts: `/api/v1/<path>` and `/<path>`.

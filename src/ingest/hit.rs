@@ -70,22 +70,12 @@ impl TrackParams {
 
     /// Reads a body according to its content type. Unknown or missing types are sniffed: a body that
     /// looks like a JSON object is read as JSON, anything else as URL-encoded pairs.
-    pub fn fill_from_body(
-        &mut self,
-        content_type: Option<&str>,
-        body: &[u8],
-    ) -> Result<(), BodyError> {
+    pub fn fill_from_body(&mut self, content_type: Option<&str>, body: &[u8]) -> Result<(), BodyError> {
         let trimmed = body.trim_ascii();
         if trimmed.is_empty() {
             return Ok(());
         }
-        let mime = content_type
-            .unwrap_or("")
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let mime = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         match mime.as_str() {
             "application/x-www-form-urlencoded" => self.fill_from_urlencoded(trimmed),
             "application/json" => self.fill_from_json(trimmed)?,
@@ -150,18 +140,10 @@ impl Page {
             url.push_str(&encoded.finish());
         }
         let url = truncate(&url, MAX_URL).to_string();
-        let path = if raw_path.is_empty() {
-            path_of(&url)
-        } else {
-            raw_path
-        };
+        let path = if raw_path.is_empty() { path_of(&url) } else { raw_path };
 
         let utm = |name: &str| {
-            query
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| truncate(v, MAX_UTM).to_string())
-                .unwrap_or_default()
+            query.iter().find(|(k, _)| k == name).map(|(_, v)| truncate(v, MAX_UTM).to_string()).unwrap_or_default()
         };
         Page {
             referrer_domain: referrer_domain(&referrer),
@@ -210,11 +192,7 @@ fn parse_qs(raw: &str) -> Vec<(String, String)> {
 
 /// The path of an absolute URL (`/` when it has none or does not parse).
 fn path_of(url: &str) -> String {
-    url::Url::parse(url)
-        .map(|u| u.path().to_string())
-        .ok()
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| "/".into())
+    url::Url::parse(url).map(|u| u.path().to_string()).ok().filter(|p| !p.is_empty()).unwrap_or_else(|| "/".into())
 }
 
 /// `host[:port]` of a referrer URL, `""` when there is none.
@@ -268,11 +246,7 @@ mod tests {
     #[test]
     fn query_string_wins_over_the_body() {
         let mut p = params("sid=from-query&p=/q");
-        p.fill_from_body(
-            Some("application/x-www-form-urlencoded"),
-            b"sid=from-body&h=https://b.example&p=/b",
-        )
-        .unwrap();
+        p.fill_from_body(Some("application/x-www-form-urlencoded"), b"sid=from-body&h=https://b.example&p=/b").unwrap();
         assert_eq!(p.sid.as_deref(), Some("from-query"));
         assert_eq!(p.p.as_deref(), Some("/q"));
         assert_eq!(p.h.as_deref(), Some("https://b.example"));
@@ -280,29 +254,16 @@ mod tests {
 
     #[test]
     fn json_bodies_are_read_whatever_the_declared_type() {
-        for ct in [
-            Some("text/plain;charset=UTF-8"),
-            Some("application/json"),
-            None,
-        ] {
+        for ct in [Some("text/plain;charset=UTF-8"), Some("application/json"), None] {
             let mut p = TrackParams::default();
-            p.fill_from_body(
-                ct,
-                br#"{"sid":"s","h":"https://x.example","p":"/a","qs":{"utm_source":"news"}}"#,
-            )
-            .unwrap();
+            p.fill_from_body(ct, br#"{"sid":"s","h":"https://x.example","p":"/a","qs":{"utm_source":"news"}}"#)
+                .unwrap();
             assert_eq!(p.sid.as_deref(), Some("s"));
             assert_eq!(p.qs.as_deref(), Some(r#"{"utm_source":"news"}"#));
         }
         let mut p = TrackParams::default();
-        assert!(matches!(
-            p.fill_from_body(Some("application/json"), b"{nope"),
-            Err(BodyError::InvalidJson(_))
-        ));
-        assert_eq!(
-            p.fill_from_body(Some("application/json"), b"[1]"),
-            Err(BodyError::NotAnObject)
-        );
+        assert!(matches!(p.fill_from_body(Some("application/json"), b"{nope"), Err(BodyError::InvalidJson(_))));
+        assert_eq!(p.fill_from_body(Some("application/json"), b"[1]"), Err(BodyError::NotAnObject));
     }
 
     #[test]
@@ -310,27 +271,17 @@ mod tests {
         let page = Page::from_params(&params(
             "h=https://example.com&p=/about&qs=%7B%22search%22%3A%22a+b%22%2C%22category%22%3A%22web%22%7D",
         ));
-        assert_eq!(
-            page.url,
-            "https://example.com/about?search=a+b&category=web"
-        );
+        assert_eq!(page.url, "https://example.com/about?search=a+b&category=web");
         assert_eq!(page.path, "/about");
     }
 
     #[test]
     fn utm_parameters_come_from_qs() {
         let mut p = params("h=https://e.com&p=/");
-        p.qs = Some(
-            r#"{"utm_source":"google","utm_medium":"cpc","utm_campaign":"fall","gclid":"x"}"#
-                .into(),
-        );
+        p.qs = Some(r#"{"utm_source":"google","utm_medium":"cpc","utm_campaign":"fall","gclid":"x"}"#.into());
         let page = Page::from_params(&p);
         assert_eq!(
-            (
-                page.utm_source.as_str(),
-                page.utm_medium.as_str(),
-                page.utm_campaign.as_str()
-            ),
+            (page.utm_source.as_str(), page.utm_medium.as_str(), page.utm_campaign.as_str()),
             ("google", "cpc", "fall")
         );
         assert_eq!(page.utm_term, "");
@@ -341,54 +292,29 @@ mod tests {
         for qs in ["{invalid-json}", "{}", "[1,2]", "\"text\""] {
             let mut p = params("h=https://example.com&p=/test");
             p.qs = Some(qs.into());
-            assert_eq!(
-                Page::from_params(&p).url,
-                "https://example.com/test",
-                "qs {qs}"
-            );
+            assert_eq!(Page::from_params(&p).url, "https://example.com/test", "qs {qs}");
         }
     }
 
     #[test]
     fn empty_path_is_derived_from_the_url() {
-        assert_eq!(
-            Page::from_params(&params("h=https://example.com")).path,
-            "/"
-        );
-        assert_eq!(
-            Page::from_params(&params("h=https://example.com&p=")).path,
-            "/"
-        );
+        assert_eq!(Page::from_params(&params("h=https://example.com")).path, "/");
+        assert_eq!(Page::from_params(&params("h=https://example.com&p=")).path, "/");
     }
 
     #[test]
     fn referrer_domain_keeps_the_port_and_is_empty_without_referrer() {
-        assert_eq!(
-            Page::from_params(&params("r=https://news.example:8443/x?y")).referrer_domain,
-            "news.example:8443"
-        );
-        assert_eq!(
-            Page::from_params(&params("r=https://example.com/")).referrer_domain,
-            "example.com"
-        );
+        assert_eq!(Page::from_params(&params("r=https://news.example:8443/x?y")).referrer_domain, "news.example:8443");
+        assert_eq!(Page::from_params(&params("r=https://example.com/")).referrer_domain, "example.com");
         assert_eq!(Page::from_params(&params("")).referrer_domain, "");
-        assert_eq!(
-            Page::from_params(&params("r=not a url")).referrer_domain,
-            ""
-        );
+        assert_eq!(Page::from_params(&params("r=not a url")).referrer_domain, "");
     }
 
     #[test]
     fn long_fields_are_cut_at_char_boundaries_and_control_chars_removed() {
         let long = "é".repeat(3000);
-        let page = Page::from_params(&params(&format!(
-            "h=https://e.com&p=/{long}&r=https://r.com/{long}"
-        )));
-        assert!(
-            page.path.len() <= MAX_PATH
-                && page.url.len() <= MAX_URL
-                && page.referrer.len() <= MAX_REFERRER
-        );
+        let page = Page::from_params(&params(&format!("h=https://e.com&p=/{long}&r=https://r.com/{long}")));
+        assert!(page.path.len() <= MAX_PATH && page.url.len() <= MAX_URL && page.referrer.len() <= MAX_REFERRER);
         assert!(page.path.starts_with("/é"));
         let page = Page::from_params(&params("p=/a%00b%0Ac&h=https://e.com"));
         assert_eq!(page.path, "/abc");
@@ -403,9 +329,6 @@ mod tests {
     #[test]
     fn blank_site_identifier_counts_as_missing() {
         assert_eq!(params("sid=%20%20").site_identifier(), None);
-        assert_eq!(
-            params("sid=+mossy-oak-AAAAAA+").site_identifier(),
-            Some("mossy-oak-AAAAAA")
-        );
+        assert_eq!(params("sid=+mossy-oak-AAAAAA+").site_identifier(), Some("mossy-oak-AAAAAA"));
     }
 }

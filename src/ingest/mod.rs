@@ -52,9 +52,7 @@ impl TrackError {
         match self {
             TrackError::MissingSiteIdentifier => "missing_site_identifier",
             TrackError::InvalidSiteIdentifier => "invalid_site_identifier",
-            TrackError::Unavailable | TrackError::ShuttingDown | TrackError::Internal(_) => {
-                "internal_error"
-            }
+            TrackError::Unavailable | TrackError::ShuttingDown | TrackError::Internal(_) => "internal_error",
         }
     }
 }
@@ -105,34 +103,15 @@ impl Ingest {
 
     /// Validates, classifies and stores one hit received at `now_ms`. Records the `pageview.*`
     /// attributes on the current span (the handler's `track_pageview`).
-    pub async fn track(
-        &self,
-        params: &TrackParams,
-        client: &Client,
-        now_ms: i64,
-    ) -> Result<(), TrackError> {
+    pub async fn track(&self, params: &TrackParams, client: &Client, now_ms: i64) -> Result<(), TrackError> {
         let span = tracing::Span::current();
         let identifier = params.site_identifier().unwrap_or("");
-        span.record(
-            names::PAGEVIEW_SITE_IDENTIFIER,
-            hit::truncate(identifier, hit::MAX_SITE_IDENTIFIER),
-        );
+        span.record(names::PAGEVIEW_SITE_IDENTIFIER, hit::truncate(identifier, hit::MAX_SITE_IDENTIFIER));
         span.record(
             names::PAGEVIEW_HOSTNAME,
-            params
-                .h
-                .as_deref()
-                .map(|h| hit::truncate(h, hit::MAX_HOSTNAME))
-                .unwrap_or(""),
+            params.h.as_deref().map(|h| hit::truncate(h, hit::MAX_HOSTNAME)).unwrap_or(""),
         );
-        span.record(
-            names::PAGEVIEW_PATH,
-            params
-                .p
-                .as_deref()
-                .map(|p| hit::truncate(p, hit::MAX_PATH))
-                .unwrap_or(""),
-        );
+        span.record(names::PAGEVIEW_PATH, params.p.as_deref().map(|p| hit::truncate(p, hit::MAX_PATH)).unwrap_or(""));
         if identifier.is_empty() {
             return Err(TrackError::MissingSiteIdentifier);
         }
@@ -148,10 +127,7 @@ impl Ingest {
         span.record(names::PAGEVIEW_OS, agent.os.as_str());
 
         let page = hit::Page::from_params(params);
-        let (visitor_id, visitor_id_prev) = self
-            .visitors
-            .ids(now_ms, site_id, client.ip, &client.user_agent)
-            .await?;
+        let (visitor_id, visitor_id_prev) = self.visitors.ids(now_ms, site_id, client.ip, &client.user_agent).await?;
         let row = NewPageview {
             site_id,
             created_at: now_ms,
@@ -173,7 +149,12 @@ impl Ingest {
             visitor_id,
             visitor_id_prev,
         };
-        self.writer.write(row).await?;
+        if let Err(err) = self.writer.write(row).await {
+            if matches!(err, WriteError::Refused(_)) {
+                self.forget_site(identifier);
+            }
+            return Err(err.into());
+        }
         span.record(names::PAGEVIEW_CREATED, true);
         Ok(())
     }
@@ -191,8 +172,7 @@ impl Ingest {
         }
         let site = self.store.site_by_identifier(identifier).await?;
         if let Some(site) = &site {
-            self.sites
-                .insert(identifier.to_string(), (site.id, Instant::now()));
+            self.sites.insert(identifier.to_string(), (site.id, Instant::now()));
         }
         Ok(site.map(|s| s.id))
     }

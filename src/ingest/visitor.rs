@@ -32,10 +32,7 @@ pub struct Visitors {
 
 impl Visitors {
     pub fn new(store: Store) -> Visitors {
-        Visitors {
-            store,
-            salts: RwLock::new(None),
-        }
+        Visitors { store, salts: RwLock::new(None) }
     }
 
     /// `(visitor_id, visitor_id_prev)` for a hit at `at_ms`.
@@ -53,19 +50,14 @@ impl Visitors {
         };
         let id = visitor_id(&salts.today, site_id, ip, user_agent);
         let prev = match salts.yesterday {
-            Some(key) if at_ms - day * DAY_MS < SESSION_TIMEOUT_MS => {
-                Some(visitor_id(&key, site_id, ip, user_agent))
-            }
+            Some(key) if at_ms - day * DAY_MS < SESSION_TIMEOUT_MS => Some(visitor_id(&key, site_id, ip, user_agent)),
             _ => None,
         };
         Ok((id, prev))
     }
 
     fn cached(&self, day: i64) -> Option<DaySalts> {
-        let guard = self
-            .salts
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let guard = self.salts.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         guard.filter(|s| s.day == day)
     }
 
@@ -73,15 +65,8 @@ impl Visitors {
         // Several requests may load at once at midnight; the database makes them agree on one salt.
         let today = self.store.visitor_salt(day).await?;
         let yesterday = self.store.existing_visitor_salt(day - 1).await?;
-        let salts = DaySalts {
-            day,
-            today,
-            yesterday,
-        };
-        let mut guard = self
-            .salts
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let salts = DaySalts { day, today, yesterday };
+        let mut guard = self.salts.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         if guard.is_none_or(|current| current.day <= day) {
             *guard = Some(salts);
         }
@@ -115,14 +100,8 @@ mod tests {
         assert_eq!(base, visitor_id(&[1; 32], 1, ip, "UA"));
         assert_ne!(base, visitor_id(&[2; 32], 1, ip, "UA"));
         assert_ne!(base, visitor_id(&[1; 32], 2, ip, "UA"));
-        assert_ne!(
-            base,
-            visitor_id(&[1; 32], 1, "203.0.113.10".parse().unwrap(), "UA")
-        );
+        assert_ne!(base, visitor_id(&[1; 32], 1, "203.0.113.10".parse().unwrap(), "UA"));
         assert_ne!(base, visitor_id(&[1; 32], 1, ip, "UA2"));
-        assert_eq!(
-            base,
-            visitor_id(&[1; 32], 1, "::ffff:203.0.113.9".parse().unwrap(), "UA")
-        );
+        assert_eq!(base, visitor_id(&[1; 32], 1, "::ffff:203.0.113.9".parse().unwrap(), "UA"));
     }
 }

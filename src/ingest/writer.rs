@@ -63,11 +63,7 @@ impl Writer {
     /// Stores one pageview; returns once it is committed.
     pub async fn write(&self, row: NewPageview) -> Result<(), WriteError> {
         let (done, committed) = oneshot::channel();
-        let pending = Pending {
-            row,
-            done,
-            span: tracing::Span::current(),
-        };
+        let pending = Pending { row, done, span: tracing::Span::current() };
         match self.queue.send_timeout(pending, self.wait).await {
             Ok(()) => {}
             Err(mpsc::error::SendTimeoutError::Timeout(_)) => return Err(WriteError::Busy),
@@ -121,10 +117,7 @@ async fn commit(store: &Store, pending: &mut Vec<Pending>) {
             // One bad row must not sink its neighbours: store them one by one to find it.
             tracing::warn!(error = %err, rows = rows.len(), "batch refused; retrying rows one by one");
             for p in pending.drain(..) {
-                let result = store
-                    .insert_pageviews(std::slice::from_ref(&p.row))
-                    .await
-                    .map_err(to_write_error);
+                let result = store.insert_pageviews(std::slice::from_ref(&p.row)).await.map_err(to_write_error);
                 let _ = p.done.send(result);
             }
         }

@@ -82,10 +82,7 @@ impl Dialect {
 
     /// SQLITE_BUSY / SQLITE_LOCKED, or PostgreSQL's "cannot connect now" and serialization classes.
     pub(super) fn is_busy(err: &dyn sqlx::error::DatabaseError) -> bool {
-        matches!(
-            err.code().as_deref(),
-            Some("5" | "6" | "517" | "57P03" | "53300" | "40001")
-        )
+        matches!(err.code().as_deref(), Some("5" | "6" | "517" | "57P03" | "53300" | "40001"))
     }
 
     /// SQLite's and PostgreSQL's codes for a UNIQUE violation.

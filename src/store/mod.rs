@@ -21,7 +21,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use dialect::Dialect;
-pub use pageviews::NewPageview;
+pub use pageviews::{NewPageview, StoredPageview};
 pub use sites::{Site, SiteSummary};
 pub use users::User;
 
@@ -44,12 +44,8 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
         match &err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                StoreError::Unavailable(err)
-            }
-            sqlx::Error::Database(db) if Dialect::is_busy(db.as_ref()) => {
-                StoreError::Unavailable(err)
-            }
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => StoreError::Unavailable(err),
+            sqlx::Error::Database(db) if Dialect::is_busy(db.as_ref()) => StoreError::Unavailable(err),
             _ => StoreError::Database(err),
         }
     }
@@ -68,8 +64,8 @@ impl Store {
     /// Connects (creating a SQLite file if needed) and brings the schema up to date.
     pub async fn connect(config: &StoreConfig) -> Result<Store, StoreError> {
         INSTALL_DRIVERS.call_once(sqlx::any::install_default_drivers);
-        let dialect = Dialect::from_url(&config.database_url)
-            .expect("config validation accepts only sqlite and postgres URLs");
+        let dialect =
+            Dialect::from_url(&config.database_url).expect("config validation accepts only sqlite and postgres URLs");
         let url = dialect.normalize_url(&config.database_url);
         let options = AnyConnectOptions::from_str(&url)?
             .log_statements(tracing::log::LevelFilter::Trace)
@@ -97,11 +93,7 @@ impl Store {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match self.dialect {
             Dialect::Sqlite => sqlx::migrate!("migrations/sqlite").run(&self.pool).await?,
-            Dialect::Postgres => {
-                sqlx::migrate!("migrations/postgres")
-                    .run(&self.pool)
-                    .await?
-            }
+            Dialect::Postgres => sqlx::migrate!("migrations/postgres").run(&self.pool).await?,
         }
         Ok(())
     }
@@ -113,11 +105,7 @@ impl Store {
     /// Cheap liveness probe for health checks.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let sql = "SELECT 1";
-        traced(
-            self.span("SELECT", "", sql),
-            sqlx::query(sql).execute(&self.pool),
-        )
-        .await?;
+        traced(self.span("SELECT", "", sql), sqlx::query(sql).execute(&self.pool)).await?;
         Ok(())
     }
 
@@ -127,17 +115,8 @@ impl Store {
     }
 
     /// The CLIENT span for one statement, per the OpenTelemetry database semantic conventions.
-    pub(crate) fn span(
-        &self,
-        operation: &'static str,
-        table: &'static str,
-        sql: &str,
-    ) -> tracing::Span {
-        let name = if table.is_empty() {
-            operation.to_string()
-        } else {
-            format!("{operation} {table}")
-        };
+    pub(crate) fn span(&self, operation: &'static str, table: &'static str, sql: &str) -> tracing::Span {
+        let name = if table.is_empty() { operation.to_string() } else { format!("{operation} {table}") };
         tracing::info_span!(
             "db",
             otel.name = %name,

@@ -116,11 +116,9 @@ impl Store {
     /// Stored non-bot pageviews of one site, all time.
     pub async fn count_pageviews(&self, site_id: i64) -> Result<i64, StoreError> {
         let sql = "SELECT COUNT(*) FROM pageviews WHERE site_id = $1 AND is_bot = 0";
-        let count: i64 = traced(
-            self.span("SELECT", "pageviews", sql),
-            sqlx::query_scalar(sql).bind(site_id).fetch_one(&self.pool),
-        )
-        .await?;
+        let count: i64 =
+            traced(self.span("SELECT", "pageviews", sql), sqlx::query_scalar(sql).bind(site_id).fetch_one(&self.pool))
+                .await?;
         Ok(count)
     }
 
@@ -130,15 +128,9 @@ impl Store {
                    utm_medium, utm_campaign, utm_term, utm_content, browser, browser_version, os, \
                    device_type, country, is_bot, visitor_id, visitor_id_prev \
                    FROM pageviews WHERE site_id = $1 ORDER BY id";
-        let rows = traced(
-            self.span("SELECT", "pageviews", sql),
-            sqlx::query(sql).bind(site_id).fetch_all(&self.pool),
-        )
-        .await?;
-        rows.iter()
-            .map(StoredPageview::from_row)
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+        let rows =
+            traced(self.span("SELECT", "pageviews", sql), sqlx::query(sql).bind(site_id).fetch_all(&self.pool)).await?;
+        rows.iter().map(StoredPageview::from_row).collect::<Result<_, sqlx::Error>>().map_err(StoreError::from)
     }
 }
 
@@ -170,9 +162,7 @@ impl StoredPageview {
                 browser: row.try_get("browser")?,
                 browser_version: row.try_get("browser_version")?,
                 os: row.try_get("os")?,
-                device_type: crate::ua::DeviceType::parse(&device)
-                    .unwrap_or(crate::ua::DeviceType::Unknown)
-                    .as_str(),
+                device_type: crate::ua::DeviceType::parse(&device).unwrap_or(crate::ua::DeviceType::Unknown).as_str(),
                 country: row.try_get("country")?,
                 is_bot: row.try_get::<i64, _>("is_bot")? != 0,
                 visitor_id: row.try_get("visitor_id")?,

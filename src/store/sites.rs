@@ -78,11 +78,8 @@ impl Store {
     pub async fn site_by_identifier(&self, ident: &str) -> Result<Option<Site>, StoreError> {
         let sql = "SELECT id, uuid, user_id, name, identifier, created_at, updated_at \
                    FROM sites WHERE identifier = $1";
-        let row = traced(
-            self.span("SELECT", "sites", sql),
-            sqlx::query(sql).bind(ident).fetch_optional(&self.pool),
-        )
-        .await?;
+        let row =
+            traced(self.span("SELECT", "sites", sql), sqlx::query(sql).bind(ident).fetch_optional(&self.pool)).await?;
         Ok(row.as_ref().map(Site::from_row).transpose()?)
     }
 
@@ -91,11 +88,7 @@ impl Store {
         let sql = "SELECT s.uuid, s.name, s.identifier, u.email, \
                    (SELECT COUNT(*) FROM pageviews p WHERE p.site_id = s.id AND p.is_bot = 0) AS pageview_count \
                    FROM sites s JOIN users u ON u.id = s.user_id ORDER BY s.created_at DESC, s.id DESC";
-        let rows = traced(
-            self.span("SELECT", "sites", sql),
-            sqlx::query(sql).fetch_all(&self.pool),
-        )
-        .await?;
+        let rows = traced(self.span("SELECT", "sites", sql), sqlx::query(sql).fetch_all(&self.pool)).await?;
         rows.iter()
             .map(|row| {
                 Ok(SiteSummary {
@@ -113,11 +106,8 @@ impl Store {
     /// Removes a site and, by cascade, everything recorded for it.
     pub async fn delete_site(&self, site_id: i64) -> Result<bool, StoreError> {
         let sql = "DELETE FROM sites WHERE id = $1";
-        let done = traced(
-            self.span("DELETE", "sites", sql),
-            sqlx::query(sql).bind(site_id).execute(&self.pool),
-        )
-        .await?;
+        let done =
+            traced(self.span("DELETE", "sites", sql), sqlx::query(sql).bind(site_id).execute(&self.pool)).await?;
         Ok(done.rows_affected() > 0)
     }
 }

@@ -35,18 +35,12 @@ impl Store {
                    RETURNING id, email, password_hash, is_active, created_at, last_login";
         let result = traced(
             self.span("INSERT", "users", sql),
-            sqlx::query(sql)
-                .bind(email)
-                .bind(password_hash)
-                .bind(now_ms())
-                .fetch_one(&self.pool),
+            sqlx::query(sql).bind(email).bind(password_hash).bind(now_ms()).fetch_one(&self.pool),
         )
         .await;
         match result {
             Ok(row) => Ok(User::from_row(&row)?),
-            Err(StoreError::Database(err)) if Dialect::is_unique_violation(&err) => {
-                Err(StoreError::Conflict("email"))
-            }
+            Err(StoreError::Database(err)) if Dialect::is_unique_violation(&err) => Err(StoreError::Conflict("email")),
             Err(err) => Err(err),
         }
     }
@@ -55,11 +49,8 @@ impl Store {
     pub async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
         let sql = "SELECT id, email, password_hash, is_active, created_at, last_login FROM users \
                    WHERE lower(email) = lower($1)";
-        let row = traced(
-            self.span("SELECT", "users", sql),
-            sqlx::query(sql).bind(email).fetch_optional(&self.pool),
-        )
-        .await?;
+        let row =
+            traced(self.span("SELECT", "users", sql), sqlx::query(sql).bind(email).fetch_optional(&self.pool)).await?;
         Ok(row.as_ref().map(User::from_row).transpose()?)
     }
 }

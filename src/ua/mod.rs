@@ -120,10 +120,7 @@ impl UaParser {
     pub fn parse(&self, user_agent: &str) -> Arc<Agent> {
         let ua = truncate_bytes(user_agent, MAX_UA_BYTES);
         // Concurrent misses on one key wait for a single computation.
-        match self
-            .cache
-            .get_or_insert_with(ua, || Ok::<_, Infallible>(Arc::new(classify(ua))))
-        {
+        match self.cache.get_or_insert_with(ua, || Ok::<_, Infallible>(Arc::new(classify(ua)))) {
             Ok(agent) => agent,
             Err(never) => match never {},
         }
@@ -135,37 +132,16 @@ fn classify(ua: &str) -> Agent {
     let (browser, os, device) = EXTRACTOR.extract(ua);
     // uap says "Other" for no match; an empty family (a regex whose group
     // matched nothing) is treated the same, as Python ua-parser does.
-    let browser_family = browser
-        .as_ref()
-        .map(|b| &*b.family)
-        .filter(|f| !f.is_empty())
-        .unwrap_or("Other");
-    let browser_version = browser
-        .as_ref()
-        .map(|b| version_string([b.major, b.minor, b.patch]))
-        .unwrap_or_default();
-    let os_family = os
-        .as_ref()
-        .map(|o| &*o.os)
-        .filter(|f| !f.is_empty())
-        .unwrap_or("Other");
+    let browser_family = browser.as_ref().map(|b| &*b.family).filter(|f| !f.is_empty()).unwrap_or("Other");
+    let browser_version = browser.as_ref().map(|b| version_string([b.major, b.minor, b.patch])).unwrap_or_default();
+    let os_family = os.as_ref().map(|o| &*o.os).filter(|f| !f.is_empty()).unwrap_or("Other");
     let os_version = os
         .as_ref()
         .map(|o| version_string([o.major.as_deref(), o.minor.as_deref(), o.patch.as_deref()]))
         .unwrap_or_default();
-    let device_family = device
-        .as_ref()
-        .map(|d| &*d.device)
-        .filter(|f| !f.is_empty())
-        .unwrap_or("Other");
+    let device_family = device.as_ref().map(|d| &*d.device).filter(|f| !f.is_empty()).unwrap_or("Other");
 
-    let facts = Facts {
-        ua,
-        browser: browser_family,
-        os: os_family,
-        os_version: &os_version,
-        device: device_family,
-    };
+    let facts = Facts { ua, browser: browser_family, os: os_family, os_version: &os_version, device: device_family };
     Agent {
         browser: truncate_chars(browser_family, MAX_FAMILY_CHARS).to_owned(),
         browser_version: truncate_chars(&browser_version, MAX_VERSION_CHARS).to_owned(),
@@ -210,32 +186,13 @@ fn truncate_chars(s: &str, max: usize) -> &str {
 // `is_touch_capable` (TOUCH_CAPABLE_* lists, "Windows NT"+"Touch") and
 // `is_email_client` are not ported: they never influenced the device type.
 
-const MOBILE_DEVICE_FAMILIES: &[&str] = &[
-    "iPhone",
-    "iPod",
-    "Generic Smartphone",
-    "Generic Feature Phone",
-    "PlayStation Vita",
-    "iOS-Device",
-];
+const MOBILE_DEVICE_FAMILIES: &[&str] =
+    &["iPhone", "iPod", "Generic Smartphone", "Generic Feature Phone", "PlayStation Vita", "iOS-Device"];
 const PC_OS_FAMILIES: &[&str] = &["Windows 95", "Windows 98", "Solaris"];
-const MOBILE_OS_FAMILIES: &[&str] = &[
-    "Windows Phone",
-    "Windows Phone OS",
-    "Symbian OS",
-    "Bada",
-    "Windows CE",
-    "Windows Mobile",
-    "Maemo",
-];
-const MOBILE_BROWSER_FAMILIES: &[&str] = &[
-    "IE Mobile",
-    "Opera Mobile",
-    "Opera Mini",
-    "Chrome Mobile",
-    "Chrome Mobile WebView",
-    "Chrome Mobile iOS",
-];
+const MOBILE_OS_FAMILIES: &[&str] =
+    &["Windows Phone", "Windows Phone OS", "Symbian OS", "Bada", "Windows CE", "Windows Mobile", "Maemo"];
+const MOBILE_BROWSER_FAMILIES: &[&str] =
+    &["IE Mobile", "Opera Mobile", "Opera Mini", "Chrome Mobile", "Chrome Mobile WebView", "Chrome Mobile iOS"];
 const TABLET_DEVICE_FAMILIES: &[&str] = &[
     "iPad",
     "BlackBerry Playbook",
@@ -271,9 +228,7 @@ const EXTRA_BOT_MARKERS: &[&str] = &[
 fn has_bot_word(lower: &str) -> bool {
     lower.match_indices("bot").any(|(i, _)| {
         let end = i + 3;
-        let word_start = lower[..i]
-            .rfind(|c: char| !c.is_ascii_alphanumeric())
-            .map_or(0, |p| p + 1);
+        let word_start = lower[..i].rfind(|c: char| !c.is_ascii_alphanumeric()).map_or(0, |p| p + 1);
         !lower[end..].starts_with(|c: char| c.is_ascii_alphabetic())
             && i - word_start >= 2
             && &lower[word_start..end] != "cubot"

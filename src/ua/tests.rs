@@ -2,10 +2,7 @@ use super::*;
 use serde::Deserialize;
 
 fn fixture(name: &str) -> String {
-    let path = format!(
-        "{}/tests/fixtures/uap-core/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/tests/fixtures/uap-core/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
@@ -116,18 +113,10 @@ fn uap_core_test_device() {
     for want in cases::<DeviceCase>("test_device.yaml") {
         let ua = want.user_agent_string.as_str();
         let got = match EXTRACTOR.dev.extract(ua).map(|v| v.into_owned()) {
-            Some(v) => DeviceCase {
-                user_agent_string: ua.to_owned(),
-                family: v.device,
-                brand: v.brand,
-                model: v.model,
-            },
-            None => DeviceCase {
-                user_agent_string: ua.to_owned(),
-                family: "Other".into(),
-                brand: None,
-                model: None,
-            },
+            Some(v) => {
+                DeviceCase { user_agent_string: ua.to_owned(), family: v.device, brand: v.brand, model: v.model }
+            }
+            None => DeviceCase { user_agent_string: ua.to_owned(), family: "Other".into(), brand: None, model: None },
         };
         assert_eq!(want, got, "{ua}");
     }
@@ -139,10 +128,7 @@ fn check(ua: &str, device: DeviceType, browser: &str, version: &str, os: &str) {
     let agent = UaParser::new(16).parse(ua);
     assert_eq!(agent.device, device, "device of {ua:?}: {agent:?}");
     assert_eq!(agent.browser, browser, "browser of {ua:?}: {agent:?}");
-    assert_eq!(
-        agent.browser_version, version,
-        "version of {ua:?}: {agent:?}"
-    );
+    assert_eq!(agent.browser_version, version, "version of {ua:?}: {agent:?}");
     assert_eq!(agent.os, os, "os of {ua:?}: {agent:?}");
     assert_eq!(agent.is_bot(), device == DeviceType::Bot);
 }
@@ -193,13 +179,7 @@ fn contract_table() {
         "14.1.1",
         "iOS",
     );
-    check(
-        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
-        Bot,
-        "Googlebot",
-        "2.1",
-        "Other",
-    );
+    check("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", Bot, "Googlebot", "2.1", "Other");
     check(
         "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
         Bot,
@@ -207,11 +187,9 @@ fn contract_table() {
         "1.1",
         "Other",
     );
-    let bing = UaParser::new(4)
-        .parse("Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)");
+    let bing = UaParser::new(4).parse("Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)");
     assert_eq!(bing.device, Bot, "{bing:?}");
-    let ahrefs = UaParser::new(4)
-        .parse("Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)");
+    let ahrefs = UaParser::new(4).parse("Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)");
     assert_eq!(ahrefs.device, Bot, "{ahrefs:?}");
     check("", Unknown, "Other", "", "Other");
     check("curl/8.0.1", Unknown, "curl", "8.0.1", "Other");
@@ -226,10 +204,7 @@ fn contract_table() {
 #[test]
 fn python_user_agents_device_types() {
     let cases: &[(&str, DeviceType)] = &[
-        (
-            "Mozilla/5.0 (Android; Mobile; rv:27.0) Gecko/27.0 Firefox/27.0",
-            Mobile,
-        ),
+        ("Mozilla/5.0 (Android; Mobile; rv:27.0) Gecko/27.0 Firefox/27.0", Mobile),
         (
             "BlackBerry9700/5.0.0.862 Profile/MIDP-2.1 Configuration/CLDC-1.1 VendorID/331 UNTRUSTED/1.0 3gpp-gba",
             Mobile,
@@ -247,22 +222,13 @@ fn python_user_agents_device_types() {
             "Mozilla/5.0 (Linux; U; Android 2.2; en-us; SCH-I800 Build/FROYO) AppleWebKit/533.1 (KHTML, like Gecko) Version/4.0 Mobile Safari/533.1",
             Mobile,
         ),
-        (
-            "Mozilla/5.0 (compatible; MSIE 10.0; Windows NT 6.2; Trident/6.0)",
-            Desktop,
-        ),
-        (
-            "Mozilla/5.0 (compatible; MSIE 10.0; Windows NT 6.2; Trident/6.0; Touch)",
-            Desktop,
-        ),
+        ("Mozilla/5.0 (compatible; MSIE 10.0; Windows NT 6.2; Trident/6.0)", Desktop),
+        ("Mozilla/5.0 (compatible; MSIE 10.0; Windows NT 6.2; Trident/6.0; Touch)", Desktop),
         (
             "Mozilla/5.0(iPad; U; CPU iPhone OS 3_2 like Mac OS X; en-us) AppleWebKit/531.21.10 (KHTML, like Gecko) Version/4.0.4 Mobile/7B314 Safari/531.21.10",
             Tablet,
         ),
-        (
-            "Opera/9.80 (J2ME/MIDP; Opera Mini/9.80 (J2ME/22.478; U; en) Presto/2.5.25 Version/10.54",
-            Mobile,
-        ),
+        ("Opera/9.80 (J2ME/MIDP; Opera Mini/9.80 (J2ME/22.478; U; en) Presto/2.5.25 Version/10.54", Mobile),
         (
             "Mozilla/5.0 (Macintosh; U; Intel Mac OS X 10_6_3; en-us; Silk/1.1.0-80) AppleWebKit/533.16 (KHTML, like Gecko) Version/5.0 Safari/533.16 Silk-Accelerated=true",
             Tablet,
@@ -279,31 +245,19 @@ fn python_user_agents_device_types() {
             "Mozilla/5.0 (PlayBook; U; RIM Tablet OS 2.0.1; en-US) AppleWebKit/535.8+ (KHTML, like Gecko) Version/7.2.0.1 Safari/535.8+",
             Tablet,
         ),
-        (
-            "Mozilla/5.0 (PLAYSTATION 3 4.60) AppleWebKit/531.22.8 (KHTML, like Gecko)",
-            Unknown,
-        ),
-        (
-            "Mozilla/5.0 (PlayStation Vita 3.12) AppleWebKit/536.26 (KHTML, like Gecko) Silk/3.2",
-            Mobile,
-        ),
+        ("Mozilla/5.0 (PLAYSTATION 3 4.60) AppleWebKit/531.22.8 (KHTML, like Gecko)", Unknown),
+        ("Mozilla/5.0 (PlayStation Vita 3.12) AppleWebKit/536.26 (KHTML, like Gecko) Silk/3.2", Mobile),
         (
             "Mozilla/5.0 (SAMSUNG; SAMSUNG-GT-S8530/S8530DDLC2; U; Bada/2.0; en-us) AppleWebKit/534.20 (KHTML, like Gecko) Dolfin/3.0 Mobile WVGA SMM-MMS/1.2.0 OPN-B",
             Mobile,
         ),
-        (
-            "Mozilla/5.0 (X11; Ubuntu; Linux i686; rv:15.0) Gecko/20100101 Firefox/15.0.1",
-            Desktop,
-        ),
+        ("Mozilla/5.0 (X11; Ubuntu; Linux i686; rv:15.0) Gecko/20100101 Firefox/15.0.1", Desktop),
         (
             "Mozilla/5.0 (compatible; MSIE 9.0; Windows Phone OS 7.5; Trident/5.0; IEMobile/9.0; SAMSUNG; SGH-i917)",
             Mobile,
         ),
         // Windows RT: both tablet and pc in the original; tablet wins.
-        (
-            "Mozilla/5.0 (compatible; MSIE 10.0; Windows NT 6.2; ARM; Trident/6.0)",
-            Tablet,
-        ),
+        ("Mozilla/5.0 (compatible; MSIE 10.0; Windows NT 6.2; ARM; Trident/6.0)", Tablet),
         (
             "Mozilla/5.0 (X11; CrOS x86_64 13904.97.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/91.0.4472.167 Safari/537.36",
             Desktop,
@@ -378,17 +332,11 @@ fn bot_heuristic_spares_humans_and_tools() {
 
 #[test]
 fn version_string_follows_python_user_agents() {
-    assert_eq!(
-        version_string([Some("91"), Some("0"), Some("4472")]),
-        "91.0.4472"
-    );
+    assert_eq!(version_string([Some("91"), Some("0"), Some("4472")]), "91.0.4472");
     assert_eq!(version_string([Some("89"), Some("0"), None]), "89.0");
     assert_eq!(version_string([None, None, None]), "");
     // int() drops leading zeros; non-numeric parts are kept verbatim.
-    assert_eq!(
-        version_string([Some("10"), Some("04"), Some("000")]),
-        "10.4.0"
-    );
+    assert_eq!(version_string([Some("10"), Some("04"), Some("000")]), "10.4.0");
     assert_eq!(version_string([Some("1"), Some("0b3"), None]), "1.0b3");
     // Python filters out None anywhere, not just at the end.
     assert_eq!(version_string([Some("5"), None, Some("2")]), "5.2");
@@ -455,8 +403,7 @@ fn parser_is_shareable_across_threads() {
             let parser = Arc::clone(&parser);
             std::thread::spawn(move || {
                 for i in 0..50 {
-                    let agent =
-                        parser.parse(&format!("Mozilla/5.0 (compatible; Thing/{})", i % 10 + t));
+                    let agent = parser.parse(&format!("Mozilla/5.0 (compatible; Thing/{})", i % 10 + t));
                     assert!(agent.browser.chars().count() <= MAX_FAMILY_CHARS);
                 }
             })
@@ -485,10 +432,7 @@ fn megabyte_ua_is_truncated_and_fast() {
     assert_eq!(agent.browser, "Firefox");
     assert_eq!(agent.device, Desktop);
     // Generous for unoptimised builds; a 1 MB scan would take far longer.
-    assert!(
-        elapsed < std::time::Duration::from_millis(500),
-        "{elapsed:?}"
-    );
+    assert!(elapsed < std::time::Duration::from_millis(500), "{elapsed:?}");
     let key = parser.cache.iter().next().expect("one entry").0;
     assert!(key.len() <= MAX_UA_BYTES && huge.starts_with(key.as_str()));
 }
@@ -512,19 +456,14 @@ fn outputs_are_bounded() {
         format!("{long_word}/{long_digits}.{long_digits}.{long_digits}"),
         format!("Mozilla/5.0 (compatible; {long_word}bot/{long_digits})"),
         format!("Mozilla/5.0 (Windows NT 10.0) Firefox/{long_digits}.1"),
-        format!(
-            "Mozilla/5.0 (Linux; Android {long_digits}; {long_word} Build/X) Chrome/1.2.3.4 Mobile Safari/1"
-        ),
+        format!("Mozilla/5.0 (Linux; Android {long_digits}; {long_word} Build/X) Chrome/1.2.3.4 Mobile Safari/1"),
     ];
     let parser = UaParser::new(8);
     for ua in &inputs {
         let a = parser.parse(ua);
         assert!(a.browser.chars().count() <= MAX_FAMILY_CHARS, "{a:?}");
         assert!(a.os.chars().count() <= MAX_FAMILY_CHARS, "{a:?}");
-        assert!(
-            a.browser_version.chars().count() <= MAX_VERSION_CHARS,
-            "{a:?}"
-        );
+        assert!(a.browser_version.chars().count() <= MAX_VERSION_CHARS, "{a:?}");
     }
     let firefox = parser.parse(&inputs[2]);
     assert_eq!(firefox.browser, "Firefox");
@@ -553,9 +492,7 @@ fn odd_inputs_never_panic() {
     // Deterministic pseudo-random strings drawn from an alphabet that mixes
     // UA tokens, separators, controls and multi-byte chars.
     let alphabet: Vec<char> =
-        "aZ09 ;/()._-+\0\u{1}\n\té€𝄞🐿️Mozilla/Chrome/Android iPhone Windows NT X11 Mobile Safari bot"
-            .chars()
-            .collect();
+        "aZ09 ;/()._-+\0\u{1}\n\té€𝄞🐿️Mozilla/Chrome/Android iPhone Windows NT X11 Mobile Safari bot".chars().collect();
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
     for len in [1usize, 5, 40, 200, 511, 512, 513, 700, 3000] {
         for _ in 0..20 {

@@ -40,9 +40,7 @@ pub fn router() -> Router<AppState> {
 }
 
 fn endpoint() -> MethodRouter<AppState> {
-    get(track)
-        .post(track)
-        .fallback(|| async { ApiError::MethodNotAllowed { allow: "GET, POST" } })
+    get(track).post(track).fallback(|| async { ApiError::MethodNotAllowed { allow: "GET, POST" } })
 }
 
 async fn track(
@@ -96,47 +94,26 @@ async fn handle(
     let mut params = TrackParams::default();
     params.fill_from_urlencoded(uri.query().unwrap_or("").as_bytes());
 
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|len| len > MAX_BODY) {
-        return Err((
-            "payload_too_large",
-            ApiError::PayloadTooLarge { limit: MAX_BODY },
-        ));
+        return Err(("payload_too_large", ApiError::PayloadTooLarge { limit: MAX_BODY }));
     }
-    let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
-        (
-            "payload_too_large",
-            ApiError::PayloadTooLarge { limit: MAX_BODY },
-        )
-    })?;
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    params
-        .fill_from_body(content_type, &bytes)
-        .map_err(|err| ("invalid_body", ApiError::from(err)))?;
+    let bytes = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| ("payload_too_large", ApiError::PayloadTooLarge { limit: MAX_BODY }))?;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    params.fill_from_body(content_type, &bytes).map_err(|err| ("invalid_body", ApiError::from(err)))?;
 
-    let user_agent = headers
-        .get(header::USER_AGENT)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()))
-        .unwrap_or_default();
+    let user_agent = headers.get(header::USER_AGENT).map(|v| String::from_utf8_lossy(v.as_bytes())).unwrap_or_default();
     let client = Client {
         ip: client_ip(peer, headers, &state.trusted_proxies),
         user_agent: hit::truncate(&user_agent, MAX_USER_AGENT).to_string(),
     };
-    state
-        .ingest
-        .track(&params, &client, now_ms())
-        .await
-        .map_err(|err| (err.code(), ApiError::from(err)))
+    state.ingest.track(&params, &client, now_ms()).await.map_err(|err| (err.code(), ApiError::from(err)))
 }
 
 fn ok_response() -> Response {
     let mut response = axum::Json(serde_json::json!({ "status": "ok" })).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
