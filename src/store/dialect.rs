@@ -45,7 +45,7 @@ impl Dialect {
     /// from parallel writers up to about the core count of a small server.
     pub(super) fn pool_size(self) -> u32 {
         match self {
-            Dialect::Sqlite => 8,
+            Dialect::Sqlite => 4,
             Dialect::Postgres => 16,
         }
     }
@@ -55,7 +55,7 @@ impl Dialect {
     pub fn ingest_writers(self) -> usize {
         match self {
             Dialect::Sqlite => 1,
-            Dialect::Postgres => 4,
+            Dialect::Postgres => 2,
         }
     }
 
@@ -92,6 +92,23 @@ impl Dialect {
                 matches!(db.kind(), sqlx::error::ErrorKind::UniqueViolation)
             }
             _ => false,
+        }
+    }
+
+    /// The batched pageview INSERT: one statement taking the whole batch as a JSON array of objects
+    /// (see `Store::insert_pageviews`). Each backend unpacks JSON its own way.
+    pub(super) fn insert_pageviews_sql(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => {
+                "INSERT INTO pageviews (site_id, created_at, url, path, referrer, referrer_domain, utm_source, utm_medium, utm_campaign, utm_term, utm_content, browser, browser_version, os, device_type, country, is_bot, visitor_id, visitor_id_prev) \
+                 SELECT value ->> 'site_id', value ->> 'created_at', value ->> 'url', value ->> 'path', value ->> 'referrer', value ->> 'referrer_domain', value ->> 'utm_source', value ->> 'utm_medium', value ->> 'utm_campaign', value ->> 'utm_term', value ->> 'utm_content', value ->> 'browser', value ->> 'browser_version', value ->> 'os', value ->> 'device_type', value ->> 'country', value ->> 'is_bot', value ->> 'visitor_id', value ->> 'visitor_id_prev' \
+                 FROM json_each($1)"
+            }
+            Dialect::Postgres => {
+                "INSERT INTO pageviews (site_id, created_at, url, path, referrer, referrer_domain, utm_source, utm_medium, utm_campaign, utm_term, utm_content, browser, browser_version, os, device_type, country, is_bot, visitor_id, visitor_id_prev) \
+                 SELECT site_id, created_at, url, path, referrer, referrer_domain, utm_source, utm_medium, utm_campaign, utm_term, utm_content, browser, browser_version, os, device_type, country, is_bot, visitor_id, visitor_id_prev \
+                 FROM json_to_recordset($1::json) AS r(site_id BIGINT, created_at BIGINT, url TEXT, path TEXT, referrer TEXT, referrer_domain TEXT, utm_source TEXT, utm_medium TEXT, utm_campaign TEXT, utm_term TEXT, utm_content TEXT, browser TEXT, browser_version TEXT, os TEXT, device_type TEXT, country TEXT, is_bot BIGINT, visitor_id BIGINT, visitor_id_prev BIGINT)"
+            }
         }
     }
 }

@@ -1,11 +1,9 @@
 //! Raw pageviews: the group-commit insert of the ingest writer, and counts over raw rows.
 
-use sqlx::AssertSqlSafe;
-
 use super::{Store, StoreError, traced};
 
 /// One pageview ready to store. Every text field is already bounded and cleaned by `ingest`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct NewPageview {
     pub site_id: i64,
     pub created_at: i64,
@@ -23,93 +21,27 @@ pub struct NewPageview {
     pub os: String,
     pub device_type: &'static str,
     pub country: String,
+    #[serde(serialize_with = "as_zero_one")]
     pub is_bot: bool,
     pub visitor_id: i64,
     pub visitor_id_prev: Option<i64>,
 }
 
-const COLUMNS: [&str; 19] = [
-    "site_id",
-    "created_at",
-    "url",
-    "path",
-    "referrer",
-    "referrer_domain",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_term",
-    "utm_content",
-    "browser",
-    "browser_version",
-    "os",
-    "device_type",
-    "country",
-    "is_bot",
-    "visitor_id",
-    "visitor_id_prev",
-];
-
-/// Rows per INSERT statement: 100 × 19 = 1,900 bind parameters, well under SQLite's 32,766 and
-/// PostgreSQL's 65,535, and large enough that per-statement overhead stops mattering.
-const ROWS_PER_STATEMENT: usize = 100;
-
-fn insert_sql(rows: usize) -> String {
-    let mut sql = format!("INSERT INTO pageviews ({}) VALUES ", COLUMNS.join(", "));
-    let mut n = 0;
-    for row in 0..rows {
-        if row > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for col in 0..COLUMNS.len() {
-            n += 1;
-            if col > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('$');
-            sql.push_str(&n.to_string());
-        }
-        sql.push(')');
-    }
-    sql
-}
-
 impl Store {
-    /// Stores `rows` in one transaction: all of them are durable when this returns `Ok`, none when
-    /// it returns `Err`.
+    /// Stores `rows` atomically: all of them are durable when this returns `Ok`, none when it
+    /// returns `Err`.
+    ///
+    /// The whole batch travels as one JSON array bound to one parameter of one fixed statement
+    /// (`Dialect::insert_pageviews_sql`): a single round trip and a single autocommit transaction
+    /// whatever the batch size, one prepared statement reused forever, and no per-value bind cost
+    /// (SQLite looks `$N` names up linearly, which made wide multi-row VALUES lists quadratic).
     pub async fn insert_pageviews(&self, rows: &[NewPageview]) -> Result<(), StoreError> {
-        let mut tx = traced(self.span("BEGIN", "", "BEGIN"), self.pool.begin()).await?;
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let sql = insert_sql(chunk.len());
-            let span = self.span("INSERT", "pageviews", &sql);
-            // The SQL is built from the constant column list and counters only; values are bound.
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for pv in chunk {
-                query = query
-                    .bind(pv.site_id)
-                    .bind(pv.created_at)
-                    .bind(pv.url.as_str())
-                    .bind(pv.path.as_str())
-                    .bind(pv.referrer.as_str())
-                    .bind(pv.referrer_domain.as_str())
-                    .bind(pv.utm_source.as_str())
-                    .bind(pv.utm_medium.as_str())
-                    .bind(pv.utm_campaign.as_str())
-                    .bind(pv.utm_term.as_str())
-                    .bind(pv.utm_content.as_str())
-                    .bind(pv.browser.as_str())
-                    .bind(pv.browser_version.as_str())
-                    .bind(pv.os.as_str())
-                    .bind(pv.device_type)
-                    .bind(pv.country.as_str())
-                    .bind(i64::from(pv.is_bot))
-                    .bind(pv.visitor_id)
-                    .bind(pv.visitor_id_prev);
-            }
-            traced(span, query.execute(&mut *tx)).await?;
+        if rows.is_empty() {
+            return Ok(());
         }
-        traced(self.span("COMMIT", "", "COMMIT"), tx.commit()).await?;
+        let sql = self.dialect.insert_pageviews_sql();
+        let batch = serde_json::to_string(rows).map_err(|err| StoreError::Database(sqlx::Error::Encode(Box::new(err))))?;
+        traced(self.span("INSERT", "pageviews", sql), sqlx::query(sql).bind(batch).execute(&self.pool)).await?;
         Ok(())
     }
 
@@ -132,6 +64,11 @@ impl Store {
             traced(self.span("SELECT", "pageviews", sql), sqlx::query(sql).bind(site_id).fetch_all(&self.pool)).await?;
         rows.iter().map(StoredPageview::from_row).collect::<Result<_, sqlx::Error>>().map_err(StoreError::from)
     }
+}
+
+/// Booleans are stored as 0/1 on both backends.
+fn as_zero_one<S: serde::Serializer>(value: &bool, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_i64(i64::from(*value))
 }
 
 /// A pageview as read back from the database.

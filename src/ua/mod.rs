@@ -105,6 +105,9 @@ pub struct UaParser {
 impl UaParser {
     /// `cache_capacity` = max distinct UAs cached (bounded); 0 disables caching.
     pub fn new(cache_capacity: usize) -> Self {
+        // Build the rule set now (~100 ms), not inside the first request, which would make every
+        // request queued behind it wait too.
+        LazyLock::force(&EXTRACTOR);
         let cache = Cache::new(cache_capacity);
         // quick_cache rounds each shard's share up, so the total can exceed
         // the request by up to shards-1; round down to make the bound strict.
