@@ -85,6 +85,7 @@ impl App {
         let server =
             axum::serve(listener, ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(service))
                 .with_graceful_shutdown(stop.clone().cancelled_owned());
+        let checkpointer = tokio::spawn(store.clone().run_checkpointer(stop.clone()));
         let mut server = std::pin::pin!(server.into_future());
         tokio::select! {
             result = &mut server => result.context("HTTP server failed")?,
@@ -96,6 +97,8 @@ impl App {
         tokio::time::timeout(grace, tasks.wait())
             .await
             .context("ingest writers outlived the grace period; queued pageviews may be unacknowledged")?;
+        let _ = checkpointer.await;
+        store.checkpoint_all().await;
         store.close().await;
         Ok(())
     }

@@ -6,6 +6,7 @@
 //! Every statement runs inside a CLIENT span made by [`Store::span`], named and attributed per the
 //! OpenTelemetry database conventions, with the statement text (placeholders only, never values).
 
+mod checkpoint;
 mod dialect;
 mod pageviews;
 mod salts;
