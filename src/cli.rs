@@ -57,6 +57,9 @@ pub enum Command {
         #[command(flatten)]
         store: StoreConfig,
     },
+    /// Background jobs: aggregate-*, queue-*, worker, workers, monitor-queue-health.
+    #[command(flatten)]
+    Jobs(crate::jobs::commands::JobCommand),
 }
 
 /// Loads `--env-file FILE` (an error if missing) or `./.env` (if present) into the environment,
@@ -88,6 +91,7 @@ pub fn load_env_file(args: &[std::ffi::OsString]) -> anyhow::Result<()> {
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(config) => serve(config).await,
+        Command::Jobs(command) => crate::jobs::commands::run(command).await,
         Command::Migrate(store) => {
             let store = Store::connect(&store).await.context("opening the database")?;
             store.close().await;

@@ -61,6 +61,65 @@ pub struct IngestConfig {
     pub ua_cache: usize,
 }
 
+/// Background jobs: the Redis queue. Read by `jobs` only.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RedisConfig {
+    /// `redis://[:PASSWORD@]HOST[:PORT][/DB]`. Unset: the `queue-*` commands run the aggregation in
+    /// the same process (direct mode), and `worker`/`workers` refuse to start.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true, value_parser = parse_redis_url)]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key, so several installations (or test runs) can share one Redis.
+    #[arg(long, env = "SQUIRREL_REDIS_PREFIX", default_value = "squirrel:")]
+    pub redis_prefix: String,
+    /// Runs of a failing job before it goes to the dead-letter list.
+    #[arg(long, env = "SQUIRREL_JOB_ATTEMPTS", default_value_t = 3)]
+    pub job_attempts: u32,
+    /// Seconds before a failed job's first retry; doubles with each further attempt.
+    #[arg(long, env = "SQUIRREL_JOB_RETRY_DELAY", default_value_t = 10)]
+    pub job_retry_delay_secs: u64,
+}
+
+impl RedisConfig {
+    /// No Redis: direct mode.
+    pub fn direct() -> RedisConfig {
+        RedisConfig {
+            redis_url: None,
+            redis_prefix: "squirrel:".into(),
+            job_attempts: 3,
+            job_retry_delay_secs: 10,
+        }
+    }
+
+    /// The URL with any password replaced by `***`, fit for logs and span attributes.
+    pub fn masked_url(&self) -> String {
+        self.redis_url.as_deref().map(mask_url_password).unwrap_or_default()
+    }
+}
+
+/// `redis://user:secret@host/0` → `redis://user:***@host/0`.
+pub fn mask_url_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "<unparsable URL>".to_string(),
+    }
+}
+
+fn parse_redis_url(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if (value.starts_with("redis://") || value.starts_with("unix://")) && redis::Client::open(value).is_ok() {
+        Ok(value.to_string())
+    } else {
+        Err(format!(
+            "REDIS_URL must be redis://[:PASSWORD@]HOST[:PORT][/DB] (e.g. redis://127.0.0.1:6379/0), got '{}'",
+            mask_url_password(value)
+        ))
+    }
+}
+
 /// Everything `serve` needs.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
@@ -163,6 +222,15 @@ mod tests {
         assert!(parse_database_url("postgresql://x@y/z").is_ok());
         let err = parse_database_url("mysql://root@localhost/db").unwrap_err();
         assert!(err.starts_with("DATABASE_URL must be"), "{err}");
+    }
+
+    #[test]
+    fn redis_urls_are_checked_and_never_shown_with_their_password() {
+        assert!(parse_redis_url("redis://127.0.0.1:6379/0").is_ok());
+        let err = parse_redis_url("http://:hunter2@example.com").unwrap_err();
+        assert!(err.starts_with("REDIS_URL must be") && !err.contains("hunter2"), "{err}");
+        assert_eq!(mask_url_password("redis://:hunter2@10.0.0.5:6379/0"), "redis://:***@10.0.0.5:6379/0");
+        assert_eq!(mask_url_password("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
     }
 
     #[test]

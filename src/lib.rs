@@ -6,6 +6,7 @@
 //! - [`http`]: routes and the error → status map; [`ingest`]: tracking hit → committed pageview
 //!   ([`ua`] classifies the User-Agent); [`accounts`]: users and sites.
 //! - [`store`]: the database (SQLite or PostgreSQL, one schema) and all SQL.
+//! - [`jobs`]: rollups and sessions, the Redis queue, the worker, the schedulers.
 //! - [`telemetry`]: logs and traces.
 
 pub mod accounts;
@@ -14,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod ingest;
+pub mod jobs;
 pub mod store;
 pub mod telemetry;
 pub mod ua;

@@ -107,7 +107,7 @@ impl Dialect {
             Dialect::Sqlite => {
                 "INSERT INTO pageviews (site_id, created_at, url, path, referrer, referrer_domain, utm_source, utm_medium, utm_campaign, utm_term, utm_content, browser, browser_version, os, device_type, country, is_bot, visitor_id, visitor_id_prev) \
                  SELECT value ->> 'site_id', value ->> 'created_at', value ->> 'url', value ->> 'path', value ->> 'referrer', value ->> 'referrer_domain', value ->> 'utm_source', value ->> 'utm_medium', value ->> 'utm_campaign', value ->> 'utm_term', value ->> 'utm_content', value ->> 'browser', value ->> 'browser_version', value ->> 'os', value ->> 'device_type', value ->> 'country', value ->> 'is_bot', value ->> 'visitor_id', value ->> 'visitor_id_prev' \
-                 FROM json_each($1)"
+                 FROM jsonb_each($1)"
             }
             Dialect::Postgres => {
                 "INSERT INTO pageviews (site_id, created_at, url, path, referrer, referrer_domain, utm_source, utm_medium, utm_campaign, utm_term, utm_content, browser, browser_version, os, device_type, country, is_bot, visitor_id, visitor_id_prev) \

@@ -9,7 +9,9 @@
 mod checkpoint;
 mod dialect;
 mod pageviews;
+mod rollups;
 mod salts;
+mod sessions;
 mod settings;
 mod sites;
 mod users;
@@ -23,6 +25,8 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use dialect::Dialect;
 pub use pageviews::{NewPageview, StoredPageview};
+pub use rollups::{DAY_MS, Grain, HOUR_MS, RollupCounts, RollupRow, SiteRef};
+pub use sessions::{SESSION_TIMEOUT_MS, Session};
 pub use sites::{Site, SiteSummary};
 pub use users::User;
 
