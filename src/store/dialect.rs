@@ -100,6 +100,26 @@ impl Dialect {
         }
     }
 
+    /// How a rollup transaction starts. SQLite: `IMMEDIATE` takes the write lock up front, so a
+    /// transaction that reads first and writes later can't fail halfway with SQLITE_BUSY (a deferred
+    /// one can't wait for the lock without risking deadlock, so SQLite refuses at once).
+    pub(super) fn begin_write_sql(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "BEGIN IMMEDIATE",
+            Dialect::Postgres => "BEGIN",
+        }
+    }
+
+    /// Serialises rollups of one site across workers until the transaction ends. PostgreSQL: a
+    /// transaction-level advisory lock in our own class (21329 = "SQ") on the site id. SQLite needs
+    /// none: `BEGIN IMMEDIATE` already admits one writer at a time.
+    pub(super) fn lock_site_sql(self) -> Option<&'static str> {
+        match self {
+            Dialect::Sqlite => None,
+            Dialect::Postgres => Some("SELECT CAST(1 AS BIGINT) FROM pg_advisory_xact_lock(21329, CAST($1 AS INTEGER))"),
+        }
+    }
+
     /// The batched pageview INSERT: one statement taking the whole batch as a JSON array of objects
     /// (see `Store::insert_pageviews`). Each backend unpacks JSON its own way.
     pub(super) fn insert_pageviews_sql(self) -> &'static str {
