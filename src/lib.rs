@@ -13,6 +13,7 @@ pub mod accounts;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod http;
 pub mod ingest;
 pub mod jobs;

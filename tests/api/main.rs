@@ -6,6 +6,7 @@ mod helpers;
 
 mod cli;
 mod schema;
+mod script;
 mod shutdown;
 mod store;
 mod track;

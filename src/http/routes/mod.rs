@@ -1,4 +1,5 @@
 //! Route handlers, one file per area.
 
 pub mod health;
+pub mod script;
 pub mod track;
