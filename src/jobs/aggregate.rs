@@ -100,7 +100,12 @@ fn ms(instant: &Instant) -> i64 {
 /// # Errors
 /// `SiteNotFound` for an unknown `--site` (after printing "Site '<x>' not found"), or the store's
 /// error. Windows committed before an error stay committed (and correct).
-pub async fn hourly(store: &Store, args: &HourlyArgs, now: DateTime<Utc>, out: &mut (dyn Write + Send)) -> Result<RollupCounts, JobError> {
+pub async fn hourly(
+    store: &Store,
+    args: &HourlyArgs,
+    now: DateTime<Utc>,
+    out: &mut (dyn Write + Send),
+) -> Result<RollupCounts, JobError> {
     let span = tracing::info_span!(
         names::AGGREGATE_HOURLY_STATS_COMMAND,
         { names::COMMAND_HOURS_TO_PROCESS } = i64::from(args.hours),
@@ -115,11 +120,20 @@ pub async fn hourly(store: &Store, args: &HourlyArgs, now: DateTime<Utc>, out: &
     );
     let header = format!("Starting hourly aggregation for last {} hours...", args.hours);
     let run = Run { grain: Grain::Hour, window: args.window(now), site: args.site.as_deref(), verbose: args.verbose };
-    run.execute(store, &header, out).instrument(span.clone()).await.inspect(|t| record_totals(&span, t)).inspect_err(|e| record_error(&span, e))
+    run.execute(store, &header, out)
+        .instrument(span.clone())
+        .await
+        .inspect(|t| record_totals(&span, t))
+        .inspect_err(|e| record_error(&span, e))
 }
 
 /// Runs `aggregate-daily-stats`, writing the original's lines to `out`. Errors as [`hourly`].
-pub async fn daily(store: &Store, args: &DailyArgs, now: DateTime<Utc>, out: &mut (dyn Write + Send)) -> Result<RollupCounts, JobError> {
+pub async fn daily(
+    store: &Store,
+    args: &DailyArgs,
+    now: DateTime<Utc>,
+    out: &mut (dyn Write + Send),
+) -> Result<RollupCounts, JobError> {
     let span = tracing::info_span!(
         names::AGGREGATE_DAILY_STATS_COMMAND,
         { names::COMMAND_DAYS_TO_PROCESS } = i64::from(args.days),
@@ -134,7 +148,11 @@ pub async fn daily(store: &Store, args: &DailyArgs, now: DateTime<Utc>, out: &mu
     );
     let header = format!("Starting daily aggregation for last {} days...", args.days);
     let run = Run { grain: Grain::Day, window: args.window(now), site: args.site.as_deref(), verbose: args.verbose };
-    run.execute(store, &header, out).instrument(span.clone()).await.inspect(|t| record_totals(&span, t)).inspect_err(|e| record_error(&span, e))
+    run.execute(store, &header, out)
+        .instrument(span.clone())
+        .await
+        .inspect(|t| record_totals(&span, t))
+        .inspect_err(|e| record_error(&span, e))
 }
 
 /// Runs what a job asks for, as `aggregate-… --site S --start A --end B` would, writing its lines
@@ -181,7 +199,12 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    async fn execute(&self, store: &Store, header: &str, out: &mut (dyn Write + Send)) -> Result<RollupCounts, JobError> {
+    async fn execute(
+        &self,
+        store: &Store,
+        header: &str,
+        out: &mut (dyn Write + Send),
+    ) -> Result<RollupCounts, JobError> {
         let _ = writeln!(out, "{header}");
         let sites = match self.site {
             Some(identifier) => match store.site_by_identifier(identifier).await? {
@@ -269,7 +292,14 @@ struct Progress {
 impl Progress {
     fn new(total: usize) -> Progress {
         let now = Clock::now();
-        Progress { total, done: 0, rows: 0, started: now, last_draw: now, on: total > 1 && std::io::stderr().is_terminal() }
+        Progress {
+            total,
+            done: 0,
+            rows: 0,
+            started: now,
+            last_draw: now,
+            on: total > 1 && std::io::stderr().is_terminal(),
+        }
     }
 
     fn step(&mut self, rows: i64) {
@@ -278,7 +308,13 @@ impl Progress {
         if self.on && (self.last_draw.elapsed().as_millis() >= 200 || self.done == self.total) {
             self.last_draw = Clock::now();
             let secs = self.started.elapsed().as_secs_f64().max(1e-3);
-            eprint!("\r  {}/{} windows, {} pageviews, {:.0} pageviews/s   ", self.done, self.total, self.rows, self.rows as f64 / secs);
+            eprint!(
+                "\r  {}/{} windows, {} pageviews, {:.0} pageviews/s   ",
+                self.done,
+                self.total,
+                self.rows,
+                self.rows as f64 / secs
+            );
         }
     }
 

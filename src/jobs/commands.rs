@@ -135,15 +135,24 @@ pub async fn run(command: JobCommand) -> anyhow::Result<()> {
             let store = Store::connect(&store).await.context("opening the database")?;
             let stop = stop_on_signal();
             let worker = Worker::new(queue, store.clone(), Duration::from_secs(shutdown_grace_secs));
-            worker.run(stop, burst, &redis.masked_url()).await;
+            let summary = worker.run(stop, burst, &redis.masked_url()).await;
             store.close().await;
+            if summary.gave_up {
+                anyhow::bail!("Redis unavailable at {}", redis.masked_url());
+            }
         }
         JobCommand::Workers { queue, shutdown_grace_secs, store, redis } => {
             let queue = open_queue(&redis, &queue)?;
             let store = Store::connect(&store).await.context("opening the database")?;
             println!("Starting workers for queue '{}' on {}", queue.name(), redis.masked_url());
-            run_workers(store.clone(), queue, redis.masked_url(), Duration::from_secs(shutdown_grace_secs), stop_on_signal())
-                .await;
+            run_workers(
+                store.clone(),
+                queue,
+                redis.masked_url(),
+                Duration::from_secs(shutdown_grace_secs),
+                stop_on_signal(),
+            )
+            .await;
             store.close().await;
         }
         JobCommand::MonitorQueueHealth { queue, verbose, redis } => {

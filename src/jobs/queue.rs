@@ -155,7 +155,9 @@ static DEAD: LazyLock<redis::Script> = LazyLock::new(|| {
 
 /// Back on the queue: the held job of a worker that stopped on purpose.
 static REQUEUE: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new("local n = redis.call('LREM', KEYS[1], 1, ARGV[1]) if n > 0 then redis.call('RPUSH', KEYS[2], ARGV[1]) end return n")
+    redis::Script::new(
+        "local n = redis.call('LREM', KEYS[1], 1, ARGV[1]) if n > 0 then redis.call('RPUSH', KEYS[2], ARGV[1]) end return n",
+    )
 });
 
 static PROMOTE: LazyLock<redis::Script> = LazyLock::new(|| {
@@ -220,7 +222,15 @@ impl Queue {
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_secs(2));
         let conn = ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(QueueError::from)?;
-        Ok(Queue { client, conn, prefix: prefix.to_string(), name: name.to_string(), settings, server_address, server_port })
+        Ok(Queue {
+            client,
+            conn,
+            prefix: prefix.to_string(),
+            name: name.to_string(),
+            settings,
+            server_address,
+            server_port,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -399,16 +409,20 @@ impl Queue {
         let dedup = format!("{}dedup:-", self.prefix);
         let cap = self.settings.dead_cap;
         let _: i64 = self
-            .script("dead_letter", &DEAD, &[&self.processing_key(worker), &self.key("dead"), &dedup], &[
-                &raw, &raw, &"-", &cap,
-            ])
+            .script(
+                "dead_letter",
+                &DEAD,
+                &[&self.processing_key(worker), &self.key("dead"), &dedup],
+                &[&raw, &raw, &"-", &cap],
+            )
             .await?;
         Ok(())
     }
 
     /// Puts a held job back at the front of the queue (a worker stopping before it could finish).
     pub async fn requeue(&self, worker: &str, raw: &str) -> Result<(), QueueError> {
-        let _: i64 = self.script("requeue", &REQUEUE, &[&self.processing_key(worker), &self.queue_key()], &[&raw]).await?;
+        let _: i64 =
+            self.script("requeue", &REQUEUE, &[&self.processing_key(worker), &self.queue_key()], &[&raw]).await?;
         Ok(())
     }
 
@@ -422,8 +436,13 @@ impl Queue {
     pub async fn sweep(&self) -> Result<i64, QueueError> {
         let heartbeat_prefix = format!("{}:", self.key("worker"));
         let processing_prefix = format!("{}:", self.key("processing"));
-        self.script("sweep", &SWEEP, &[&self.key("workers"), &self.queue_key()], &[&heartbeat_prefix, &processing_prefix])
-            .await
+        self.script(
+            "sweep",
+            &SWEEP,
+            &[&self.key("workers"), &self.queue_key()],
+            &[&heartbeat_prefix, &processing_prefix],
+        )
+        .await
     }
 
     /// Registers `worker` as alive with `state` (`idle` or `busy`) for one heartbeat TTL.

@@ -61,7 +61,13 @@ impl Schedule {
     }
 
     /// Runs the schedule's command once.
-    pub async fn run(self, store: &Store, dispatch: &Dispatch, now: DateTime<Utc>, out: &mut (dyn Write + Send)) -> Result<(), JobError> {
+    pub async fn run(
+        self,
+        store: &Store,
+        dispatch: &Dispatch,
+        now: DateTime<Utc>,
+        out: &mut (dyn Write + Send),
+    ) -> Result<(), JobError> {
         match self {
             Schedule::CurrentHour => queue_current_hour(store, dispatch, now, out).await,
             Schedule::MissingHours => queue_backfill_missing_hours(store, dispatch, now, out).await,
@@ -72,7 +78,12 @@ impl Schedule {
 }
 
 /// `queue-current-hour`: every site's current hour (and the previous one just after it closed).
-pub async fn queue_current_hour(store: &Store, dispatch: &Dispatch, now: DateTime<Utc>, out: &mut (dyn Write + Send)) -> Result<(), JobError> {
+pub async fn queue_current_hour(
+    store: &Store,
+    dispatch: &Dispatch,
+    now: DateTime<Utc>,
+    out: &mut (dyn Write + Send),
+) -> Result<(), JobError> {
     let hour = Grain::Hour.floor(now.timestamp_millis());
     let span = tracing::info_span!(
         names::QUEUE_CURRENT_HOUR_COMMAND,
@@ -87,7 +98,11 @@ pub async fn queue_current_hour(store: &Store, dispatch: &Dispatch, now: DateTim
         let sites = store.site_refs().await?;
         tracing::Span::current().record(names::COMMAND_SITES_COUNT, sites.len() as i64);
         for site in &sites {
-            let args = JobArgs { site: site.identifier.clone(), start: iso(from_ms(start)), end: iso(from_ms(hour + HOUR_MS)) };
+            let args = JobArgs {
+                site: site.identifier.clone(),
+                start: iso(from_ms(start)),
+                end: iso(from_ms(hour + HOUR_MS)),
+            };
             submit(dispatch, names::ENQUEUE_HOURLY_AGGREGATION, JobKind::AggregateHourlyStats, args, None, out).await?;
         }
         let _ = writeln!(out, "Queued/processed current-hour aggregation for all sites");
@@ -97,7 +112,12 @@ pub async fn queue_current_hour(store: &Store, dispatch: &Dispatch, now: DateTim
 }
 
 /// `queue-current-day`: every site's current day (and yesterday just after midnight).
-pub async fn queue_current_day(store: &Store, dispatch: &Dispatch, now: DateTime<Utc>, out: &mut (dyn Write + Send)) -> Result<(), JobError> {
+pub async fn queue_current_day(
+    store: &Store,
+    dispatch: &Dispatch,
+    now: DateTime<Utc>,
+    out: &mut (dyn Write + Send),
+) -> Result<(), JobError> {
     let today = Grain::Day.floor(now.timestamp_millis());
     let span = tracing::info_span!(
         names::QUEUE_CURRENT_DAY_COMMAND,
@@ -154,9 +174,20 @@ pub async fn queue_backfill_missing_hours(
             total += hours.len() as i64;
             current.set_attribute(names::site_missing_hours(&site.identifier), hours.len() as i64);
             for (first, last) in runs(&hours, HOUR_MS) {
-                let args = JobArgs { site: site.identifier.clone(), start: iso(from_ms(first)), end: iso(from_ms(last + HOUR_MS)) };
-                submit(dispatch, names::ENQUEUE_BACKFILL_HOURLY_AGGREGATION, JobKind::AggregateHourlyStats, args, None, out)
-                    .await?;
+                let args = JobArgs {
+                    site: site.identifier.clone(),
+                    start: iso(from_ms(first)),
+                    end: iso(from_ms(last + HOUR_MS)),
+                };
+                submit(
+                    dispatch,
+                    names::ENQUEUE_BACKFILL_HOURLY_AGGREGATION,
+                    JobKind::AggregateHourlyStats,
+                    args,
+                    None,
+                    out,
+                )
+                .await?;
             }
         }
         current.record(names::COMMAND_TOTAL_MISSING_HOURS, total);
@@ -274,7 +305,6 @@ async fn submit(
     result.map(|_| ())
 }
 
-
 /// Records a command's failure on its span and passes the result on.
 fn finish(span: &tracing::Span, result: Result<(), JobError>) -> Result<(), JobError> {
     if let Err(err) = &result {
@@ -302,7 +332,8 @@ pub async fn run_schedules(store: Store, queue: Queue, holder: String, stop: Can
     let dispatch = Dispatch::Queue(queue.clone());
     let mut tasks = tokio::task::JoinSet::new();
     for (schedule, period) in SCHEDULES {
-        let (store, queue, dispatch, holder, stop) = (store.clone(), queue.clone(), dispatch.clone(), holder.clone(), stop.clone());
+        let (store, queue, dispatch, holder, stop) =
+            (store.clone(), queue.clone(), dispatch.clone(), holder.clone(), stop.clone());
         tasks.spawn(async move {
             let mut interval = tokio::time::interval(period);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);

@@ -35,6 +35,8 @@ pub struct WorkerSummary {
     pub succeeded: u64,
     pub retried: u64,
     pub dead: u64,
+    /// A burst worker stopped because Redis stayed unavailable.
+    pub gave_up: bool,
 }
 
 pub struct Worker {
@@ -148,8 +150,10 @@ impl Worker {
                         tracing::warn!(error = %anyhow::Error::from(err), "queue unavailable; retrying with backoff");
                         down_since = Some(std::time::Instant::now());
                     }
-                    if burst && !matches!(down_since, Some(s) if s.elapsed() < Duration::from_secs(30)) {
-                        tracing::error!("queue unavailable for 30 s; burst worker gives up");
+                    // A script's burst run fails fast rather than hang; a long-running worker waits.
+                    if burst && backoff >= Duration::from_millis(800) {
+                        tracing::error!("queue unavailable; burst worker gives up");
+                        summary.gave_up = true;
                         break;
                     }
                     tokio::select! {
@@ -173,7 +177,8 @@ impl Worker {
         };
         if job.attempts >= self.queue.settings().max_attempts {
             tracing::error!(job.id = %job.id, attempts = job.attempts, "job abandoned by dying workers too often; dead-lettered");
-            self.settle(stop, || self.queue.dead_letter(&self.id, raw, job.clone(), "worker died while running it")).await;
+            self.settle(stop, || self.queue.dead_letter(&self.id, raw, job.clone(), "worker died while running it"))
+                .await;
             summary.dead += 1;
             return;
         }

@@ -278,7 +278,9 @@ mod tests {
     fn both_grains_share_one_statement_shape() {
         assert!(HOUR_SQL.upsert.contains("ON CONFLICT (site_id, hour_bucket)"));
         assert!(DAY_SQL.upsert.contains("created_at - created_at % 86400000"));
-        assert_eq!(HOUR_SQL.upsert.replace("hourly_stats", "T").replace("hour_bucket", "B").replace("3600000", "M"),
-                   DAY_SQL.upsert.replace("daily_stats", "T").replace("day_bucket", "B").replace("86400000", "M"));
+        assert_eq!(
+            HOUR_SQL.upsert.replace("hourly_stats", "T").replace("hour_bucket", "B").replace("3600000", "M"),
+            DAY_SQL.upsert.replace("daily_stats", "T").replace("day_bucket", "B").replace("86400000", "M")
+        );
     }
 }

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod cli;
+mod jobs;
 mod schema;
 mod script;
 mod shutdown;
