@@ -82,12 +82,7 @@ pub struct RedisConfig {
 impl RedisConfig {
     /// No Redis: direct mode.
     pub fn direct() -> RedisConfig {
-        RedisConfig {
-            redis_url: None,
-            redis_prefix: "squirrel:".into(),
-            job_attempts: 3,
-            job_retry_delay_secs: 10,
-        }
+        RedisConfig { redis_url: None, redis_prefix: "squirrel:".into(), job_attempts: 3, job_retry_delay_secs: 10 }
     }
 
     /// The URL with any password replaced by `***`, fit for logs and span attributes.

@@ -116,7 +116,9 @@ impl Dialect {
     pub(super) fn lock_site_sql(self) -> Option<&'static str> {
         match self {
             Dialect::Sqlite => None,
-            Dialect::Postgres => Some("SELECT CAST(1 AS BIGINT) FROM pg_advisory_xact_lock(21329, CAST($1 AS INTEGER))"),
+            Dialect::Postgres => {
+                Some("SELECT CAST(1 AS BIGINT) FROM pg_advisory_xact_lock(21329, CAST($1 AS INTEGER))")
+            }
         }
     }
 

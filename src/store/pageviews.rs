@@ -40,7 +40,8 @@ impl Store {
             return Ok(());
         }
         let sql = self.dialect.insert_pageviews_sql();
-        let batch = serde_json::to_string(rows).map_err(|err| StoreError::Database(sqlx::Error::Encode(Box::new(err))))?;
+        let batch =
+            serde_json::to_string(rows).map_err(|err| StoreError::Database(sqlx::Error::Encode(Box::new(err))))?;
         traced(self.span("INSERT", "pageviews", sql), sqlx::query(sql).bind(batch).execute(&self.pool)).await?;
         Ok(())
     }

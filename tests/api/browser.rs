@@ -102,7 +102,11 @@ window.addEventListener("load", function () {{
     assert_eq!(
         seen,
         vec![
-            ("/start".into(), format!("{origin}/start?utm_medium=email"), format!("http://localhost:{}/", from_addr.port())),
+            (
+                "/start".into(),
+                format!("{origin}/start?utm_medium=email"),
+                format!("http://localhost:{}/", from_addr.port())
+            ),
             ("/spa/one".into(), format!("{origin}/spa/one?utm_source=news"), String::new()),
             ("/spa/two".into(), format!("{origin}/spa/two"), String::new()),
         ]

@@ -22,6 +22,7 @@ async fn tracking_script_is_under_1kb_gzipped_and_revalidates_with_its_etag() {
     let again = app.http.get(format!("{}/script.js", app.base)).header("if-none-match", &etag).send().await.unwrap();
     assert_eq!(again.status(), 304);
     assert_eq!(again.headers()["etag"].to_str().unwrap(), etag);
-    let changed = app.http.get(format!("{}/script.js", app.base)).header("if-none-match", "\"other\"").send().await.unwrap();
+    let changed =
+        app.http.get(format!("{}/script.js", app.base)).header("if-none-match", "\"other\"").send().await.unwrap();
     assert_eq!(changed.status(), 200);
 }
