@@ -57,6 +57,9 @@ pub enum Command {
         #[command(flatten)]
         store: StoreConfig,
     },
+    /// Print the telemetry export settings, send one test span, and report whether the backend
+    /// (Axiom or any OTLP endpoint) accepted it; exits non-zero with the reason when it did not.
+    TelemetryCheck,
     /// Background jobs: aggregate-*, queue-*, worker, workers, monitor-queue-health.
     #[command(flatten)]
     Jobs(crate::jobs::commands::JobCommand),
@@ -88,8 +91,9 @@ pub fn load_env_file(args: &[std::ffi::OsString]) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn run(command: Command) -> anyhow::Result<()> {
+pub async fn run(command: Command, telemetry: &TelemetryConfig) -> anyhow::Result<()> {
     match command {
+        Command::TelemetryCheck => crate::telemetry::check::run(telemetry).await,
         Command::Serve(config) => serve(config).await,
         Command::Jobs(command) => crate::jobs::commands::run(command).await,
         Command::Migrate(store) => {

@@ -1,4 +1,6 @@
-//! `squirrel`: reads `.env`, parses the command line, sets up telemetry and runs one subcommand.
+//! `squirrel`: reads `.env`, parses the command line, sets up telemetry, runs one subcommand, and
+//! flushes telemetry before exiting, whatever the subcommand and however it ended (SIGTERM
+//! included: `serve` returns normally after draining).
 
 use clap::Parser;
 use squirrel::cli::{self, Cli};
@@ -11,18 +13,28 @@ fn main() -> std::process::ExitCode {
         return std::process::ExitCode::from(2);
     }
     let cli = Cli::parse_from(args);
-    if let Err(err) = squirrel::telemetry::init(&cli.telemetry) {
-        eprintln!("error: {err:#}");
-        return std::process::ExitCode::from(2);
-    }
+    // Before the runtime: the exporters' blocking HTTP clients must not be built inside it.
+    let telemetry = match squirrel::telemetry::init(&cli.telemetry) {
+        Ok(guard) => guard,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: starting the async runtime: {err}");
+            telemetry.shutdown();
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(cli::run(cli.command)) {
+    let result = runtime.block_on(cli::run(cli.command, &cli.telemetry));
+    // Outside the runtime, so the flush's blocking waits can't stall it; bounded by
+    // SQUIRREL_TELEMETRY_FLUSH_SECS, so a dead backend cannot hold the exit.
+    telemetry.shutdown();
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");

@@ -8,6 +8,7 @@ pub mod client_ip;
 pub mod error;
 pub mod routes;
 
+pub mod trace;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,9 +39,12 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::script::router())
         .with_state(state)
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+    let trusted_proxies = state.trusted_proxies.clone();
 }
 
 /// `path` under both mounts: `/api/v1/<path>` and `/<path>`.
 pub(crate) fn both_mounts(path: &str) -> [String; 2] {
     [format!("/api/v1/{path}"), format!("/{path}")]
 }
+        // Outermost, so timeouts (408) are recorded too; a `Router::layer`, so the route template is known.
+        .layer(axum::middleware::from_fn_with_state(trusted_proxies, trace::server_span))

@@ -13,6 +13,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
 use crate::store::{NewPageview, Store, StoreError};
+use crate::telemetry::names;
 
 /// Why a row was not stored.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -84,23 +85,26 @@ async fn run_writer(store: Store, receiver: Arc<Mutex<mpsc::Receiver<Pending>>>,
     loop {
         // Only one writer gathers at a time; the others commit meanwhile. `recv_many` returns as
         // soon as anything is queued, so a lone request is never held back to fill a batch.
-        let received = receiver.lock().await.recv_many(&mut pending, batch).await;
+        let (received, waiting) = {
+            let mut receiver = receiver.lock().await;
+            let received = receiver.recv_many(&mut pending, batch).await;
+            (received, receiver.len())
+        };
         if received == 0 {
             return; // every Writer dropped and the queue is empty
         }
+        crate::telemetry::metrics::writer_batch(received, waiting);
         commit(&store, &mut pending).await;
     }
 }
 
 async fn commit(store: &Store, pending: &mut Vec<Pending>) {
     let rows: Vec<NewPageview> = pending.iter().map(|p| p.row.clone()).collect();
-    let span = tracing::info_span!("ingest_batch", batch.size = rows.len());
-    for p in pending.iter() {
-        if let Some(id) = p.span.id() {
-            span.follows_from(id);
-        }
-    }
-    let result = tracing::Instrument::instrument(store.insert_pageviews(&rows), span.clone()).await;
+    // A root span per batch; its INSERT child links to every request span it stores.
+    let span = tracing::info_span!(parent: None, names::INGEST_BATCH, { names::BATCH_SIZE } = rows.len());
+    let requests: Vec<&tracing::Span> =
+        if span.is_disabled() { Vec::new() } else { pending.iter().map(|p| &p.span).collect() };
+    let result = tracing::Instrument::instrument(store.insert_pageviews_linked(&rows, &requests), span.clone()).await;
     match result {
         Ok(()) => {
             for p in pending.drain(..) {
@@ -117,7 +121,10 @@ async fn commit(store: &Store, pending: &mut Vec<Pending>) {
             // One bad row must not sink its neighbours: store them one by one to find it.
             tracing::warn!(error = %err, rows = rows.len(), "batch refused; retrying rows one by one");
             for p in pending.drain(..) {
-                let result = store.insert_pageviews(std::slice::from_ref(&p.row)).await.map_err(to_write_error);
+                let result = store
+                    .insert_pageviews_linked(std::slice::from_ref(&p.row), &[&p.span])
+                    .await
+                    .map_err(to_write_error);
                 let _ = p.done.send(result);
             }
         }

@@ -121,10 +121,9 @@ impl Store {
 
     /// The CLIENT span for one statement, per the OpenTelemetry database semantic conventions.
     pub(crate) fn span(&self, operation: &'static str, table: &'static str, sql: &str) -> tracing::Span {
-        let name = if table.is_empty() { operation.to_string() } else { format!("{operation} {table}") };
         tracing::info_span!(
             "db",
-            otel.name = %name,
+            otel.name = %StatementName { operation, table },
             otel.kind = "client",
             otel.status_code = tracing::field::Empty,
             db.system.name = self.dialect.system_name(),
@@ -140,6 +139,18 @@ impl Store {
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
+/// `INSERT pageviews` (or just `SELECT` without a table), formatted only when a span is recorded.
+struct StatementName {
+    operation: &'static str,
+    table: &'static str,
+}
+
+impl std::fmt::Display for StatementName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.table.is_empty() { f.write_str(self.operation) } else { write!(f, "{} {}", self.operation, self.table) }
+    }
+}
+
 
 /// Runs one statement inside its span and marks the span failed when the statement fails.
 pub(crate) async fn traced<T>(
@@ -154,6 +165,8 @@ pub(crate) async fn traced<T>(
     result.map_err(StoreError::from)
 }
 
+        // sqlx's message names the failure (constraint, timeout), never a bound value or the URL.
+        crate::telemetry::record_error(&span, error_type(err), &err.to_string());
 fn error_type(err: &sqlx::Error) -> &'static str {
     match err {
         sqlx::Error::Database(_) => "database",

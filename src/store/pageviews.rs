@@ -36,13 +36,30 @@ impl Store {
     /// whatever the batch size, one prepared statement reused forever, and no per-value bind cost
     /// (SQLite looks `$N` names up linearly, which made wide multi-row VALUES lists quadratic).
     pub async fn insert_pageviews(&self, rows: &[NewPageview]) -> Result<(), StoreError> {
+        self.insert_pageviews_linked(rows, &[]).await
+    }
+
+    /// [`Store::insert_pageviews`] whose INSERT span carries a span link to each of `requests`
+    /// (the spans of the requests whose rows these are), so every pageview's trace leads to the
+    /// statement that stored it.
+    pub async fn insert_pageviews_linked(
+        &self,
+        rows: &[NewPageview],
+        requests: &[&tracing::Span],
+    ) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
         }
         let sql = self.dialect.insert_pageviews_sql();
         let batch =
             serde_json::to_string(rows).map_err(|err| StoreError::Database(sqlx::Error::Encode(Box::new(err))))?;
-        traced(self.span("INSERT", "pageviews", sql), sqlx::query(sql).bind(batch).execute(&self.pool)).await?;
+        let span = self.span("INSERT", "pageviews", sql);
+        if !span.is_disabled() {
+            for request in requests {
+                span.follows_from(*request);
+            }
+        }
+        traced(span, sqlx::query(sql).bind(batch).execute(&self.pool)).await?;
         Ok(())
     }
 

@@ -1,13 +1,35 @@
-//! Telemetry: logs now, OpenTelemetry traces and metrics to Axiom or any OTLP backend (issue 3).
+//! Telemetry: log lines, and OpenTelemetry traces, metrics and logs to Axiom or any OTLP/HTTP backend.
 //!
-//! Set up once by `main` (and once per test process); nothing else installs global state. Span names
-//! and attribute keys come from [`names`].
+//! Owns the global `tracing` subscriber, the OpenTelemetry providers, their exporters and their
+//! shutdown. [`init`] is called once by `main` (never by `App::build` or the tests' in-process apps);
+//! the returned [`TelemetryGuard`] flushes everything under a deadline. Nothing else installs global
+//! state. Span names and attribute keys come from [`names`].
+//!
+//! Design choices that keep the request path cheap and safe:
+//! - Exporting never blocks a request: finished spans go to a bounded queue (`OTEL_BSP_MAX_QUEUE_SIZE`)
+//!   drained by the SDK's own thread; when it is full the span is dropped and counted ([`export`]).
+//! - The log layer never sees spans (a per-layer filter), so it never formats span fields; a log
+//!   line gets its `trace_id`/`span_id` from the current span only when a line is actually written.
+//! - With export off there is no OpenTelemetry layer at all and spans cost almost nothing.
 
+pub mod check;
+pub mod export;
+pub mod http_client;
+mod logs;
+pub mod metrics;
 pub mod names;
 
-use tracing_subscriber::EnvFilter;
+use std::time::Duration;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::logs::SdkLoggerProvider;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+
+pub use export::{Endpoints, ExportFailure, Signal};
 
 /// Log line format, `SQUIRREL_LOG_FORMAT`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
@@ -17,7 +39,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// Logging and tracing settings.
+/// Logging, tracing and metrics settings. Global flags: they work before or after the subcommand.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TelemetryConfig {
     /// `text` for people, `json` for log shippers.
@@ -26,25 +48,221 @@ pub struct TelemetryConfig {
     /// Log filter in `RUST_LOG` syntax.
     #[arg(long, env = "SQUIRREL_LOG", default_value = "info", global = true)]
     pub log: String,
+    /// Axiom API token with ingest rights; sent as `Authorization: Bearer …`. Unset (and no
+    /// `OTEL_EXPORTER_OTLP_*ENDPOINT`): nothing is exported.
+    #[arg(long, env = "AXIOM_API_TOKEN", hide_env_values = true, global = true)]
+    pub axiom_api_token: Option<String>,
+    /// Axiom host (`api.axiom.co`, an edge domain), or a base URL with a scheme such as
+    /// `http://127.0.0.1:4318` for a local collector. Traces go to `<base>/v1/traces`.
+    #[arg(long, env = "AXIOM_DOMAIN", default_value = "api.axiom.co", global = true)]
+    pub axiom_domain: String,
+    /// Dataset for traces (`X-Axiom-Dataset`).
+    #[arg(long, env = "AXIOM_DATASET", default_value = "server", global = true)]
+    pub axiom_dataset: String,
+    /// Dataset for OTLP logs (`<base>/v1/logs`); unset: log lines are not exported.
+    #[arg(long, env = "AXIOM_LOGS_DATASET", global = true)]
+    pub axiom_logs_dataset: Option<String>,
+    /// Dataset for OTLP metrics (`<base>/v1/metrics`, `x-axiom-metrics-dataset`); unset: no metrics.
+    #[arg(long, env = "AXIOM_METRICS_DATASET", global = true)]
+    pub axiom_metrics_dataset: Option<String>,
+    /// Any OTLP/HTTP backend: base URL, `/v1/traces` etc. appended. Wins over `AXIOM_DOMAIN`.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
+    pub otlp_endpoint: Option<String>,
+    /// Full traces URL, used as given. Wins over `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", global = true)]
+    pub otlp_traces_endpoint: Option<String>,
+    /// Full logs URL, used as given; setting it turns log export on.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", global = true)]
+    pub otlp_logs_endpoint: Option<String>,
+    /// Full metrics URL, used as given; setting it turns metric export on.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", global = true)]
+    pub otlp_metrics_endpoint: Option<String>,
+    /// `service.name` of every span, metric and log record.
+    #[arg(long, env = "OTEL_SERVICE_NAME", default_value = "server", global = true)]
+    pub service_name: String,
+    /// Seconds the exit waits for buffered telemetry to be sent; a dead backend can't hold it longer.
+    #[arg(long, env = "SQUIRREL_TELEMETRY_FLUSH_SECS", default_value_t = 5, global = true)]
+    pub flush_secs: u64,
 }
 
-/// Installs the global subscriber. Call once per process.
-pub fn init(config: &TelemetryConfig) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(&config.log)
-        .map_err(|err| anyhow::anyhow!("SQUIRREL_LOG must be a log filter like `info` or `squirrel=debug`: {err}"))?;
-    let registry = tracing_subscriber::registry().with(filter);
-    match config.log_format {
-        // Colours only for a person at a terminal; log files and pipes get plain text.
-        LogFormat::Text => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                    .with_writer(std::io::stderr),
-            )
-            .try_init()?,
-        LogFormat::Json => {
-            registry.with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr)).try_init()?
+impl TelemetryConfig {
+    /// Logs to stderr only; exports nothing. For tests and tools that build a config by hand.
+    pub fn local_only() -> TelemetryConfig {
+        TelemetryConfig {
+            log_format: LogFormat::Text,
+            log: "info".into(),
+            axiom_api_token: None,
+            axiom_domain: "api.axiom.co".into(),
+            axiom_dataset: "server".into(),
+            axiom_logs_dataset: None,
+            axiom_metrics_dataset: None,
+            otlp_endpoint: None,
+            otlp_traces_endpoint: None,
+            otlp_logs_endpoint: None,
+            otlp_metrics_endpoint: None,
+            service_name: "server".into(),
+            flush_secs: 5,
         }
     }
-    Ok(())
+
+    /// The token, if one is set and not blank.
+    pub fn token(&self) -> Option<&str> {
+        self.axiom_api_token.as_deref().map(str::trim).filter(|t| !t.is_empty())
+    }
+
+    /// The token as it may be printed: its first 4 characters, then `…`.
+    pub fn masked_token(&self) -> String {
+        match self.token() {
+            Some(token) => {
+                format!("{}… ({} characters)", token.chars().take(4).collect::<String>(), token.chars().count())
+            }
+            None => "(not set)".into(),
+        }
+    }
+}
+
+/// Keeps the exporters alive; [`TelemetryGuard::shutdown`] flushes them. Dropping it without
+/// calling `shutdown` loses whatever is still buffered (the last seconds of spans).
+#[must_use = "call shutdown() before the process exits, or the last spans are lost"]
+pub struct TelemetryGuard {
+    providers: Option<Providers>,
+    flush: Duration,
+}
+
+struct Providers {
+    tracer: SdkTracerProvider,
+    meter: Option<SdkMeterProvider>,
+    logger: Option<SdkLoggerProvider>,
+    stats: std::sync::Arc<export::ExportStats>,
+}
+
+impl TelemetryGuard {
+    /// Whether spans are being exported.
+    pub fn exporting(&self) -> bool {
+        self.providers.is_some()
+    }
+
+    /// Exports everything still buffered and stops the exporters, waiting at most the flush deadline
+    /// (`SQUIRREL_TELEMETRY_FLUSH_SECS`). Blocking: call it outside the async runtime (as `main`
+    /// does, after `block_on` returns) or through `spawn_blocking`. Never fails: what could not be
+    /// sent is reported in one log line.
+    pub fn shutdown(mut self) {
+        let Some(providers) = self.providers.take() else { return };
+        let deadline = self.flush;
+        let stats = providers.stats.clone();
+        let (done, finished) = std::sync::mpsc::channel();
+        // A plain thread, so a backend that never answers cannot hold the exit past the deadline.
+        let spawned = std::thread::Builder::new().name("telemetry-shutdown".into()).spawn(move || {
+            let Providers { tracer, meter, logger, .. } = providers;
+            let traces = tracer.shutdown_with_timeout(deadline);
+            if let Some(meter) = meter {
+                let _ = meter.shutdown_with_timeout(deadline);
+            }
+            if let Some(logger) = logger {
+                let _ = logger.shutdown_with_timeout(deadline);
+            }
+            let _ = done.send(traces);
+        });
+        let outcome = match spawned {
+            Ok(_) => finished.recv_timeout(deadline + Duration::from_millis(250)).ok(),
+            Err(_) => None,
+        };
+        let dropped = stats.dropped_total();
+        match outcome {
+            Some(Ok(())) if dropped == 0 => tracing::debug!("telemetry flushed"),
+            Some(Ok(())) => tracing::warn!(spans_dropped = dropped, "telemetry flushed; some spans were dropped"),
+            Some(Err(err)) => {
+                tracing::warn!(error = %err, spans_dropped = dropped, "telemetry flush incomplete; buffered spans may be lost")
+            }
+            None => tracing::warn!(
+                deadline_secs = deadline.as_secs(),
+                spans_dropped = dropped,
+                "telemetry flush did not finish within the deadline (SQUIRREL_TELEMETRY_FLUSH_SECS); buffered spans are lost"
+            ),
+        }
+    }
+}
+
+/// Installs the global subscriber (log lines to stderr) and, when an endpoint is configured, the
+/// OpenTelemetry providers. Call once per process, before the async runtime starts.
+///
+/// # Errors
+/// A malformed `SQUIRREL_LOG` filter or endpoint URL, or a second call in the same process.
+/// An unreachable backend is *not* an error: it is found (and logged) at the first export.
+pub fn init(config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
+    let log_layer = logs::fmt_layer(config)?;
+    let endpoints = Endpoints::resolve(config)?;
+    let flush = Duration::from_secs(config.flush_secs.max(1));
+
+    let Some(traces) = endpoints.traces.clone() else {
+        tracing_subscriber::registry().with(log_layer).with(logs::global_filter(config, false)?).try_init()?;
+        tracing::info!(
+            "telemetry export off: set AXIOM_API_TOKEN (Axiom) or OTEL_EXPORTER_OTLP_ENDPOINT (any OTLP backend) to send traces"
+        );
+        return Ok(TelemetryGuard { providers: None, flush });
+    };
+
+    opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
+    let resource = export::resource(config);
+    let stats = export::ExportStats::new();
+    let tracer_provider = export::tracer_provider(&traces, resource.clone(), stats.clone())?;
+    let meter = match &endpoints.metrics {
+        Some(target) => Some(export::meter_provider(target, resource.clone(), stats.clone())?),
+        None => None,
+    };
+    if let Some(meter) = &meter {
+        opentelemetry::global::set_meter_provider(meter.clone());
+    }
+    let logger = match &endpoints.logs {
+        Some(target) => Some(export::logger_provider(target, resource, stats.clone())?),
+        None => None,
+    };
+    let tracer = tracer_provider.tracer_with_scope(
+        opentelemetry::InstrumentationScope::builder("server").with_version(env!("CARGO_PKG_VERSION")).build(),
+    );
+    opentelemetry::global::set_tracer_provider(tracer_provider.clone());
+    let otel_layer = tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_location(false)
+        .with_threads(false)
+        .with_target(false)
+        .with_tracked_inactivity(false)
+        // Nothing reads the OpenTelemetry context implicitly: log lines, links and outgoing calls
+        // ask the span for it. Activation would cost a context push and pop on every poll.
+        .with_context_activation(false)
+        .with_filter(logs::exported_spans());
+    let otel_logs = match &logger {
+        Some(provider) => Some(logs::otlp_layer(provider, config)?),
+        None => None,
+    };
+    tracing_subscriber::registry()
+        .with(log_layer)
+        .with(otel_layer)
+        .with(otel_logs)
+        .with(logs::global_filter(config, true)?)
+        .try_init()?;
+    metrics::register_spans_dropped(stats.clone());
+
+    tracing::info!(
+        traces = %traces.url,
+        dataset = %traces.dataset.as_deref().unwrap_or("-"),
+        logs = %endpoints.logs.as_ref().map_or("off", |t| t.url.as_str()),
+        metrics = %endpoints.metrics.as_ref().map_or("off", |t| t.url.as_str()),
+        "telemetry export on"
+    );
+    Ok(TelemetryGuard { providers: Some(Providers { tracer: tracer_provider, meter, logger, stats }), flush })
+}
+
+/// Marks `span` failed the OpenTelemetry way: status ERROR with `message`, and an `exception` event
+/// carrying `exception.type` and `exception.message`. No-op when nothing is exported.
+pub fn record_error(span: &tracing::Span, error_type: &'static str, message: &str) {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    span.set_status(opentelemetry::trace::Status::error(message.to_string()));
+    span.add_event(
+        "exception",
+        vec![
+            opentelemetry::KeyValue::new(names::EXCEPTION_TYPE, error_type),
+            opentelemetry::KeyValue::new(names::EXCEPTION_MESSAGE, message.to_string()),
+        ],
+    );
 }

@@ -2,6 +2,19 @@
 //! queries keep working. Code refers to these constants, never to string literals.
 
 pub const TRACK_PAGEVIEW: &str = "track_pageview";
+/// The root span of one group commit; its INSERT child links to every request it stored.
+pub const INGEST_BATCH: &str = "ingest_batch";
+pub const BATCH_SIZE: &str = "batch.size";
+/// The one span `squirrel telemetry-check` sends.
+pub const TELEMETRY_CHECK: &str = "telemetry_check";
+
+// Semantic-convention keys (HTTP, database, errors), taken from the conventions crate so they
+// cannot drift from what backends expect.
+pub use opentelemetry_semantic_conventions::attribute::{
+    CLIENT_ADDRESS, ERROR_TYPE, EXCEPTION_MESSAGE, EXCEPTION_TYPE, HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE,
+    HTTP_ROUTE, NETWORK_PROTOCOL_VERSION, SERVER_ADDRESS, SERVER_PORT, URL_FULL, URL_PATH, URL_SCHEME,
+    USER_AGENT_ORIGINAL,
+};
 
 pub const PAGEVIEW_SITE_IDENTIFIER: &str = "pageview.site_identifier";
 pub const PAGEVIEW_HOSTNAME: &str = "pageview.hostname";

@@ -19,7 +19,7 @@ use super::super::{AppState, both_mounts, client_ip::client_ip, error::ApiError}
 use crate::ingest::hit::MAX_BODY;
 use crate::ingest::{Client, TrackParams, hit};
 use crate::store::now_ms;
-use crate::telemetry::names;
+use crate::telemetry::{self, names};
 
 /// Longest User-Agent we read; the parser looks at far less and nothing else needs more.
 const MAX_USER_AGENT: usize = 1024;
@@ -66,15 +66,26 @@ async fn track(
         { names::PAGEVIEW_ERROR_MESSAGE } = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
     );
+    let started = std::time::Instant::now();
     async move {
         match handle(&state, peer, &uri, &headers, body).await {
-            Ok(()) => ok_response(),
+            Ok(()) => {
+                telemetry::metrics::pageview_accepted(started.elapsed());
+                ok_response()
+            }
             Err((code, err)) => {
+                telemetry::metrics::pageview_rejected(code, started.elapsed());
                 let span = tracing::Span::current();
                 span.record(names::PAGEVIEW_ERROR, code);
                 if matches!(err, ApiError::Internal(_) | ApiError::Unavailable) {
-                    span.record(names::PAGEVIEW_ERROR_MESSAGE, err.to_string());
+                    // The cause goes to the span (server-side only), never to the response body.
+                    let message = match &err {
+                        ApiError::Internal(cause) => cause.clone(),
+                        other => other.to_string(),
+                    };
+                    span.record(names::PAGEVIEW_ERROR_MESSAGE, message.as_str());
                     span.record("otel.status_code", "ERROR");
+                    telemetry::record_error(&span, code, &message);
                 }
                 err.into_response()
             }

@@ -1,0 +1,148 @@
+//! The HTTP SERVER span of every request, per the OpenTelemetry HTTP server conventions.
+//!
+//! Named `{METHOD} {route}` with the route *template* (`GET /api/v1/pv`; just `GET` when no route
+//! matched), it carries `http.request.method`, `http.route`, `url.path`, `url.scheme`,
+//! `client.address` (the same address ingest uses: the peer, or `X-Forwarded-For` from a trusted
+//! proxy), `user_agent.original`, `server.address`/`server.port` (from `Host`),
+//! `network.protocol.version` and `http.response.status_code`. An incoming W3C `traceparent`
+//! makes it a child of the caller's span. A status ≥ 500 sets `error.type` and status ERROR; 4xx
+//! are the client's errors and leave the status unset, as the conventions say.
+//!
+//! A middleware of our own instead of `axum-tracing-opentelemetry`: one dependency fewer, and its
+//! span is created at TRACE level, which an `info` filter silently drops (research note §1).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{Method, Version, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use super::client_ip::client_ip;
+use crate::config::TrustedProxies;
+use crate::telemetry::names;
+
+/// `axum::middleware::from_fn_with_state(trusted_proxies, trace::server_span)`, added with
+/// `Router::layer` so the matched route template is known.
+pub async fn server_span(State(trusted): State<Arc<TrustedProxies>>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0);
+    let headers = request.headers();
+    let client = peer.map(|peer| client_ip(peer, headers, &trusted));
+    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
+    let (host, port) = match headers.get(header::HOST).and_then(|v| v.to_str().ok()) {
+        Some(host) => split_host(host),
+        None => (None, None),
+    };
+    let method = request.method();
+    let span = tracing::info_span!(
+        "http_server",
+        otel.name = %SpanName { method, route: route.as_ref().map(MatchedPath::as_str) },
+        otel.kind = "server",
+        otel.status_code = Empty,
+        { names::HTTP_REQUEST_METHOD } = semconv_method(method),
+        { names::HTTP_ROUTE } = route.as_ref().map(MatchedPath::as_str),
+        { names::URL_PATH } = request.uri().path(),
+        { names::URL_SCHEME } = "http",
+        { names::CLIENT_ADDRESS } = client.map(tracing::field::display),
+        { names::USER_AGENT_ORIGINAL } = user_agent,
+        { names::SERVER_ADDRESS } = host,
+        { names::SERVER_PORT } = port,
+        { names::NETWORK_PROTOCOL_VERSION } = protocol_version(request.version()),
+        { names::HTTP_RESPONSE_STATUS_CODE } = Empty,
+        { names::ERROR_TYPE } = Empty,
+    );
+    // Only when the header is there: extraction allocates, and most tracking hits come without one.
+    if headers.contains_key("traceparent") && !span.is_disabled() {
+        let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+            propagator.extract(&opentelemetry_http::HeaderExtractor(headers))
+        });
+        let _ = span.set_parent(parent);
+    }
+    let response = next.run(request).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    span.record(names::HTTP_RESPONSE_STATUS_CODE, status);
+    if status >= 500 {
+        span.record(names::ERROR_TYPE, status);
+        span.record("otel.status_code", "ERROR");
+    }
+    response
+}
+
+/// `GET /api/v1/pv`, formatted only if a span is actually recorded.
+struct SpanName<'a> {
+    method: &'a Method,
+    route: Option<&'a str>,
+}
+
+impl fmt::Display for SpanName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.route {
+            Some(route) => write!(f, "{} {route}", semconv_method(self.method)),
+            None => f.write_str(semconv_method(self.method)),
+        }
+    }
+}
+
+/// The method as the conventions want it: one of the known methods, or `_OTHER`.
+fn semconv_method(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "_OTHER",
+    }
+}
+
+fn protocol_version(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "0.9",
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_2 => "2",
+        Version::HTTP_3 => "3",
+        _ => "1.1",
+    }
+}
+
+/// `example.com:8000` → (`example.com`, 8000); `[::1]:80` → (`::1`, 80); a bare host has no port.
+fn split_host(host: &str) -> (Option<&str>, Option<u16>) {
+    if let Some(rest) = host.strip_prefix('[') {
+        let (addr, after) = rest.split_once(']').unwrap_or((rest, ""));
+        return (Some(addr), after.strip_prefix(':').and_then(|p| p.parse().ok()));
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') => (Some(name), port.parse().ok()),
+        _ => (Some(host), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_header_splits_into_address_and_port() {
+        assert_eq!(split_host("example.com:8000"), (Some("example.com"), Some(8000)));
+        assert_eq!(split_host("example.com"), (Some("example.com"), None));
+        assert_eq!(split_host("[::1]:80"), (Some("::1"), Some(80)));
+        assert_eq!(split_host("::1"), (Some("::1"), None));
+    }
+
+    #[test]
+    fn span_name_uses_the_route_template_or_just_the_method() {
+        let name = SpanName { method: &Method::GET, route: Some("/api/v1/pv") }.to_string();
+        assert_eq!(name, "GET /api/v1/pv");
+        assert_eq!(SpanName { method: &Method::from_bytes(b"BREW").unwrap(), route: None }.to_string(), "_OTHER");
+    }
+}
