@@ -12,3 +12,4 @@ mod script;
 mod shutdown;
 mod store;
 mod track;
+mod telemetry;
