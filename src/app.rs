@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 
+use crate::accounts::auth::Auth;
 use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::ingest::{Ingest, Writer};
@@ -56,6 +57,10 @@ impl App {
             store: store.clone(),
             ingest,
             trusted_proxies: Arc::new(config.http.trusted_proxies.clone()),
+            auth: Arc::new(
+                Auth::new(store.clone(), &config.accounts, &secret_key).context("setting up password-reset mail")?,
+            ),
+            accounts: Arc::new(config.accounts.clone()),
             secret_key: Arc::from(secret_key),
         };
         let listener = TcpListener::bind(config.http.addr)

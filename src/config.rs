@@ -61,6 +61,106 @@ pub struct IngestConfig {
     pub ua_cache: usize,
 }
 
+/// Accounts, sessions, password-reset mail and the dashboard's origin. Read by `accounts` and the API's
+/// CORS layer only.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AccountsConfig {
+    /// The dashboard's origin(s), comma-separated: CORS with credentials is allowed for exactly these,
+    /// and reset links point at the first one (or at `PUBLIC_URL` when this is empty).
+    #[arg(long, env = "FRONTEND_URL", default_value = "http://localhost:7777", value_parser = parse_origins)]
+    pub frontend_url: Origins,
+    /// Where this server is reached, e.g. `https://stats.example.com`; an `https` URL makes the session
+    /// cookie `Secure`.
+    #[arg(long, env = "PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// `1`: the session cookie is `Secure` even when `PUBLIC_URL` is not https (TLS ends at a proxy).
+    #[arg(long, env = "COOKIE_SECURE", default_value = "0", value_parser = parse_flag)]
+    pub cookie_secure: bool,
+    /// `smtp://USER:PASS@HOST:587` (STARTTLS), `smtps://…:465` (TLS) or `smtp://HOST:25` (plain, local
+    /// relays only): password-reset mail goes out here.
+    #[arg(long, env = "SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// MailPace server token: password-reset mail goes out through MailPace's HTTP API (when no `SMTP_URL`).
+    #[arg(long, env = "MAILPACE_API_KEY", hide_env_values = true)]
+    pub mailpace_api_key: Option<String>,
+    /// MailPace's send endpoint (tests point it at a local server).
+    #[arg(long, env = "SQUIRREL_MAILPACE_URL", default_value = "https://app.mailpace.com/api/v1/send")]
+    pub mailpace_url: String,
+    /// The sender of password-reset mail.
+    #[arg(long, env = "DEFAULT_FROM_EMAIL", default_value = "noreply@localhost")]
+    pub default_from_email: String,
+    /// Failed logins from one client IP within `SQUIRREL_LOGIN_WINDOW` before it gets 429.
+    #[arg(long, env = "SQUIRREL_LOGIN_ATTEMPTS_PER_IP", default_value_t = 20)]
+    pub login_attempts_per_ip: u32,
+    /// Failed logins for one account within `SQUIRREL_LOGIN_WINDOW` before it gets 429.
+    #[arg(long, env = "SQUIRREL_LOGIN_ATTEMPTS_PER_ACCOUNT", default_value_t = 10)]
+    pub login_attempts_per_account: u32,
+    /// Seconds a login-throttle window lasts.
+    #[arg(long, env = "SQUIRREL_LOGIN_WINDOW", default_value_t = 900)]
+    pub login_window_secs: u64,
+}
+
+impl AccountsConfig {
+    /// Development defaults: the original dashboard's origin, no mailer (links are logged).
+    pub fn for_tests() -> AccountsConfig {
+        AccountsConfig {
+            frontend_url: Origins(vec!["http://localhost:7777".into()]),
+            public_url: None,
+            cookie_secure: false,
+            smtp_url: None,
+            mailpace_api_key: None,
+            mailpace_url: "https://app.mailpace.com/api/v1/send".into(),
+            default_from_email: "noreply@localhost".into(),
+            login_attempts_per_ip: 20,
+            login_attempts_per_account: 10,
+            login_window_secs: 900,
+        }
+    }
+
+    /// Whether the session cookie carries `Secure`.
+    pub fn secure_cookies(&self) -> bool {
+        self.cookie_secure || self.public_url.as_deref().is_some_and(|url| url.trim().starts_with("https://"))
+    }
+
+    /// The base of links in mail: the first `FRONTEND_URL` origin, else `PUBLIC_URL`.
+    pub fn link_base(&self) -> String {
+        let base = self.frontend_url.0.first().cloned().or_else(|| self.public_url.clone()).unwrap_or_default();
+        base.trim().trim_end_matches('/').to_string()
+    }
+}
+
+/// Comma-separated origins (`scheme://host[:port]`), trailing slashes dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origins(pub Vec<String>);
+
+fn parse_origins(value: &str) -> Result<Origins, String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let origin = part.trim_end_matches('/');
+            match url::Url::parse(origin) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() && url.path() == "/" => {
+                    Ok(origin.to_string())
+                }
+                _ => Err(format!(
+                    "FRONTEND_URL must be comma-separated origins like https://app.example.com (scheme, host, optional port; no path), '{part}' is not one"
+                )),
+            }
+        })
+        .collect::<Result<_, _>>()
+        .map(Origins)
+}
+
+fn parse_flag(value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "" | "0" | "false" | "no" | "off" => Ok(false),
+        other => Err(format!("COOKIE_SECURE must be 1 or 0, got '{other}'")),
+    }
+}
+
 /// Background jobs: the Redis queue. Read by `jobs` only.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RedisConfig {
@@ -124,6 +224,8 @@ pub struct Config {
     pub http: HttpConfig,
     #[command(flatten)]
     pub ingest: IngestConfig,
+    #[command(flatten)]
+    pub accounts: AccountsConfig,
 }
 
 impl Config {
@@ -138,6 +240,7 @@ impl Config {
                 secret_key: None,
             },
             ingest: IngestConfig { batch: 512, queue: 8192, wait_ms: 2000, ua_cache: 1024 },
+            accounts: AccountsConfig::for_tests(),
         }
     }
 }
@@ -226,6 +329,27 @@ mod tests {
         assert!(err.starts_with("REDIS_URL must be") && !err.contains("hunter2"), "{err}");
         assert_eq!(mask_url_password("redis://:hunter2@10.0.0.5:6379/0"), "redis://:***@10.0.0.5:6379/0");
         assert_eq!(mask_url_password("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    }
+
+    #[test]
+    fn frontend_origins_are_comma_separated_and_checked() {
+        let origins = parse_origins("https://app.example.com/, http://localhost:7777").expect("valid");
+        assert_eq!(origins.0, ["https://app.example.com", "http://localhost:7777"]);
+        let err = parse_origins("https://app.example.com/dashboard").unwrap_err();
+        assert!(err.starts_with("FRONTEND_URL must be"), "{err}");
+        assert!(parse_origins("").expect("empty is fine").0.is_empty());
+    }
+
+    #[test]
+    fn cookies_are_secure_behind_https_or_when_asked() {
+        let mut config = AccountsConfig::for_tests();
+        assert!(!config.secure_cookies());
+        config.public_url = Some("https://stats.example.com".into());
+        assert!(config.secure_cookies());
+        config.public_url = None;
+        config.cookie_secure = parse_flag("1").unwrap();
+        assert!(config.secure_cookies());
+        assert!(parse_flag("maybe").unwrap_err().contains("COOKIE_SECURE"));
     }
 
     #[test]

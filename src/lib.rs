@@ -7,6 +7,7 @@
 //!   ([`ua`] classifies the User-Agent); [`accounts`]: users and sites.
 //! - [`store`]: the database (SQLite or PostgreSQL, one schema) and all SQL.
 //! - [`jobs`]: rollups and sessions, the Redis queue, the worker, the schedulers.
+//! - [`stats`]: ranges in the viewer's time zone, charts and statistics read from the rollups.
 //! - [`telemetry`]: logs and traces.
 
 pub mod accounts;
@@ -17,6 +18,7 @@ pub mod dashboard;
 pub mod http;
 pub mod ingest;
 pub mod jobs;
+pub mod stats;
 pub mod store;
 pub mod telemetry;
 pub mod ua;

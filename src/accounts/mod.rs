@@ -1,10 +1,21 @@
-//! Accounts: users, their passwords, and the sites they own (identifiers included).
+//! Accounts: users, their passwords, sessions and API tokens ([`auth`]), and the sites they own
+//! (identifiers included).
 //!
-//! Owns the rules (email and password policy, hashing) and calls `store` for persistence. Password
-//! hashing is deliberately slow, so it runs on the blocking pool, never on a request's async thread.
+//! Owns the rules (email and password policy, hashing, the 50-site limit, who may touch which site)
+//! and calls `store` for persistence. Never imports `axum`: errors are [`AccountError`]s that
+//! `http::error` maps to statuses. Password hashing is deliberately slow, so it runs on the blocking
+//! pool, never on a request's async thread.
 
+pub mod auth;
 pub mod identifier;
+pub mod mail;
 pub mod password;
+pub mod reset;
+pub mod sites;
+pub mod throttle;
+pub mod token;
+
+use std::time::Duration;
 
 use crate::store::{Site, Store, StoreError, User};
 
@@ -21,7 +32,31 @@ pub enum AccountError {
     Store(#[from] StoreError),
     #[error("password hashing failed")]
     Hashing,
+    #[error("Email and password are required")]
+    MissingCredentials,
+    #[error("Invalid credentials")]
+    InvalidCredentials,
+    #[error("Too many failed login attempts. Try again in {} seconds.", retry_after.as_secs().max(1))]
+    Throttled { retry_after: Duration },
+    #[error("Email is required")]
+    MissingEmail,
+    #[error("UID, token, and new password are required")]
+    MissingResetFields,
+    #[error("Invalid reset link")]
+    InvalidResetLink,
+    #[error("Invalid or expired reset link")]
+    ExpiredResetLink,
+    #[error("Site limit reached. Maximum {MAX_SITES_PER_USER} sites allowed.")]
+    SiteLimit,
+    /// The thing does not exist, or belongs to someone else: the two are never told apart.
+    #[error("Not found")]
+    NotFound,
+    #[error("Invalid page.")]
+    InvalidPage,
 }
+
+/// Most sites one user may own (the original's limit).
+pub const MAX_SITES_PER_USER: i64 = 50;
 
 /// Trims and checks an email address: something@something, at most 254 characters.
 pub fn normalize_email(email: &str) -> Result<String, AccountError> {
@@ -52,16 +87,10 @@ pub const MAX_SITE_NAME: usize = 255;
 
 /// Creates a site named `name` for the user with `owner_email`.
 pub async fn create_site(store: &Store, owner_email: &str, name: &str) -> Result<Site, AccountError> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(AccountError::Invalid("Site name is required".into()));
-    }
-    if name.chars().count() > MAX_SITE_NAME {
-        return Err(AccountError::Invalid(format!("Site name must be at most {MAX_SITE_NAME} characters")));
-    }
+    let name = sites::check_name(Some(name))?;
     let owner = store
         .user_by_email(owner_email.trim())
         .await?
         .ok_or_else(|| AccountError::NoSuchUser(owner_email.trim().to_string()))?;
-    Ok(store.create_site(owner.id, name).await?)
+    Ok(store.create_site(owner.id, &name).await?)
 }

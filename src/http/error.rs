@@ -5,7 +5,10 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::accounts::AccountError;
 use crate::ingest::{BodyError, TrackError};
+use crate::stats::StatsError;
+use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -13,6 +16,17 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("Authentication required")]
+    Unauthenticated,
+    /// 401 with a specific message (wrong credentials).
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after_secs: u64 },
     #[error("Method not allowed")]
     MethodNotAllowed { allow: &'static str },
     #[error("Request body too large (limit {limit} bytes)")]
@@ -28,6 +42,10 @@ impl IntoResponse for ApiError {
         let status = match &self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unauthenticated | ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -43,6 +61,9 @@ impl IntoResponse for ApiError {
             }
             ApiError::MethodNotAllowed { allow } => {
                 response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            ApiError::TooManyRequests { retry_after_secs, .. } => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
             _ => {}
         }
@@ -64,5 +85,49 @@ impl From<TrackError> for ApiError {
 impl From<BodyError> for ApiError {
     fn from(err: BodyError) -> Self {
         ApiError::BadRequest(err.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(_) => ApiError::Unavailable,
+            other => ApiError::Internal(format!("{:#}", anyhow::Error::from(other))),
+        }
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(err: AccountError) -> Self {
+        match err {
+            AccountError::Invalid(_)
+            | AccountError::EmailTaken
+            | AccountError::MissingCredentials
+            | AccountError::MissingEmail
+            | AccountError::MissingResetFields
+            | AccountError::InvalidResetLink
+            | AccountError::ExpiredResetLink
+            | AccountError::SiteLimit => ApiError::BadRequest(err.to_string()),
+            AccountError::InvalidCredentials => ApiError::Unauthorized(err.to_string()),
+            AccountError::Throttled { retry_after } => ApiError::TooManyRequests {
+                message: err.to_string(),
+                // Rounded up, so a client that waits exactly this long is let in.
+                retry_after_secs: retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0),
+            },
+            AccountError::NotFound | AccountError::NoSuchUser(_) => ApiError::NotFound("Not found".into()),
+            AccountError::InvalidPage => ApiError::NotFound(err.to_string()),
+            AccountError::Store(store) => ApiError::from(store),
+            AccountError::Hashing => ApiError::Internal(err.to_string()),
+        }
+    }
+}
+
+impl From<StatsError> for ApiError {
+    fn from(err: StatsError) -> Self {
+        match err {
+            StatsError::Invalid(message) => ApiError::BadRequest(message),
+            StatsError::SiteNotFound => ApiError::NotFound(err.to_string()),
+            StatsError::Store(store) => ApiError::from(store),
+        }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod client_ip;
 pub mod error;
+pub mod extract;
 pub mod routes;
 
 pub mod trace;
@@ -15,7 +16,8 @@ use std::time::Duration;
 use axum::Router;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::config::TrustedProxies;
+use crate::accounts::auth::Auth;
+use crate::config::{AccountsConfig, TrustedProxies};
 use crate::ingest::Ingest;
 use crate::store::Store;
 
@@ -27,6 +29,10 @@ pub struct AppState {
     pub trusted_proxies: Arc<TrustedProxies>,
     /// `SECRET_KEY`, or the one generated and kept in the database.
     pub secret_key: Arc<str>,
+    /// Signup, login, sessions, password reset, API tokens.
+    pub auth: Arc<Auth>,
+    /// Cookie flags, the dashboard's origins (CORS) and the public URL (pagination links).
+    pub accounts: Arc<AccountsConfig>,
 }
 
 /// A request that takes longer than this is answered 408 and its work dropped, so shutdown can't hang.
@@ -37,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::track::router())
         .merge(routes::health::router())
         .merge(routes::script::router())
+        .merge(routes::api(&state.accounts.frontend_url))
         .with_state(state)
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
     let trusted_proxies = state.trusted_proxies.clone();

@@ -6,6 +6,7 @@
 //! Every statement runs inside a CLIENT span made by [`Store::span`], named and attributed per the
 //! OpenTelemetry database conventions, with the statement text (placeholders only, never values).
 
+mod auth;
 mod checkpoint;
 mod dialect;
 mod pageviews;
@@ -14,6 +15,7 @@ mod salts;
 mod sessions;
 mod settings;
 mod sites;
+mod stats;
 mod users;
 
 use std::str::FromStr;
@@ -23,11 +25,13 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
+pub use auth::ApiToken;
 pub use dialect::Dialect;
 pub use pageviews::{NewPageview, StoredPageview};
 pub use rollups::{DAY_MS, Grain, HOUR_MS, RollupCounts, RollupRow, SiteRef};
 pub use sessions::{SESSION_TIMEOUT_MS, Session};
 pub use sites::{Site, SiteSummary};
+pub use stats::BucketCounts;
 pub use users::User;
 
 use crate::config::StoreConfig;

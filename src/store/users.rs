@@ -16,7 +16,7 @@ pub struct User {
 }
 
 impl User {
-    fn from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
+    pub(super) fn from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
         Ok(User {
             id: row.try_get("id")?,
             email: row.try_get("email")?,

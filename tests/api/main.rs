@@ -2,14 +2,18 @@
 //! database (a SQLite file in a temp dir, or a new PostgreSQL database), and talks HTTP to it.
 //! One binary for all of them, so the app is linked once.
 
+mod api_client;
 mod helpers;
 
+mod auth;
 mod browser;
+mod chart;
 mod cli;
 mod jobs;
 mod schema;
 mod script;
 mod shutdown;
+mod sites;
 mod store;
 mod track;
 mod telemetry;
