@@ -8,8 +8,8 @@ pub mod client_ip;
 pub mod error;
 pub mod extract;
 pub mod routes;
-
 pub mod trace;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,6 +39,7 @@ pub struct AppState {
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn router(state: AppState) -> Router {
+    let trusted_proxies = state.trusted_proxies.clone();
     Router::new()
         .merge(routes::track::router())
         .merge(routes::health::router())
@@ -46,12 +47,11 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::api(&state.accounts.frontend_url))
         .with_state(state)
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
-    let trusted_proxies = state.trusted_proxies.clone();
+        // Outermost, so timeouts (408) are recorded too; a `Router::layer`, so the route template is known.
+        .layer(axum::middleware::from_fn_with_state(trusted_proxies, trace::server_span))
 }
 
 /// `path` under both mounts: `/api/v1/<path>` and `/<path>`.
 pub(crate) fn both_mounts(path: &str) -> [String; 2] {
     [format!("/api/v1/{path}"), format!("/{path}")]
 }
-        // Outermost, so timeouts (408) are recorded too; a `Router::layer`, so the route template is known.
-        .layer(axum::middleware::from_fn_with_state(trusted_proxies, trace::server_span))

@@ -7,6 +7,7 @@
 
 pub mod chart;
 pub mod range;
+pub mod report;
 
 use crate::store::StoreError;
 

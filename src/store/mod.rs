@@ -31,7 +31,7 @@ pub use pageviews::{NewPageview, StoredPageview};
 pub use rollups::{DAY_MS, Grain, HOUR_MS, RollupCounts, RollupRow, SiteRef};
 pub use sessions::{SESSION_TIMEOUT_MS, Session};
 pub use sites::{Site, SiteSummary};
-pub use stats::BucketCounts;
+pub use stats::{BreakdownRow, BreakdownSource, BucketCounts, VisitTotals};
 pub use users::User;
 
 use crate::config::StoreConfig;
@@ -139,10 +139,6 @@ impl Store {
     }
 }
 
-/// Milliseconds since the Unix epoch, the unit of every stored time.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
 /// `INSERT pageviews` (or just `SELECT` without a table), formatted only when a span is recorded.
 struct StatementName {
     operation: &'static str,
@@ -155,6 +151,10 @@ impl std::fmt::Display for StatementName {
     }
 }
 
+/// Milliseconds since the Unix epoch, the unit of every stored time.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
 
 /// Runs one statement inside its span and marks the span failed when the statement fails.
 pub(crate) async fn traced<T>(
@@ -165,12 +165,12 @@ pub(crate) async fn traced<T>(
     if let Err(err) = &result {
         span.record("otel.status_code", "ERROR");
         span.record("error.type", error_type(err));
+        // sqlx's message names the failure (constraint, timeout), never a bound value or the URL.
+        crate::telemetry::record_error(&span, error_type(err), &err.to_string());
     }
     result.map_err(StoreError::from)
 }
 
-        // sqlx's message names the failure (constraint, timeout), never a bound value or the URL.
-        crate::telemetry::record_error(&span, error_type(err), &err.to_string());
 fn error_type(err: &sqlx::Error) -> &'static str {
     match err {
         sqlx::Error::Database(_) => "database",

@@ -58,3 +58,144 @@ impl Store {
         Ok(n)
     }
 }
+
+/// A breakdown's rows are grouped by one column of raw pageviews or of sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakdownSource {
+    Pageviews,
+    Sessions,
+}
+
+/// One row of a breakdown: the value and how many pageviews (or visits) and visitors it had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakdownRow {
+    pub value: String,
+    /// Pageviews for a pageview breakdown, visits for a session breakdown.
+    pub count: i64,
+    pub visitors: i64,
+}
+
+/// Visits, bounces and total visit time of sessions started in a window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VisitTotals {
+    pub visits: i64,
+    pub bounces: i64,
+    pub duration_ms: i64,
+}
+
+impl Store {
+    /// Rows of `column` (from `source`) in `[start, end)`, biggest first, `limit` from `offset`, and the
+    /// number of distinct values. `path`, when given, keeps only pageviews of that path (or sessions
+    /// that viewed it).
+    ///
+    /// `column` must be one of the fixed column names of `stats::breakdown` (never input): it is the
+    /// one part of the statement that is not a bound parameter.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn breakdown(
+        &self,
+        source: BreakdownSource,
+        column: &'static str,
+        site_id: i64,
+        start: i64,
+        end: i64,
+        path: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<BreakdownRow>, i64), StoreError> {
+        let (table, time, count, filter) = match source {
+            BreakdownSource::Pageviews => {
+                ("pageviews", "created_at", "COUNT(*)", "AND ($4 = '' OR path = $4) AND is_bot = 0")
+            }
+            BreakdownSource::Sessions => (
+                "sessions",
+                "started_at",
+                "COUNT(*)",
+                "AND ($4 = '' OR EXISTS (SELECT 1 FROM pageviews p WHERE p.session_id = sessions.id AND p.path = $4))",
+            ),
+        };
+        let scope =
+            format!("FROM {table} WHERE site_id = $1 AND {time} >= $2 AND {time} < $3 {filter} AND {column} <> ''");
+        let rows_sql = format!(
+            "SELECT {column} AS value, {count} AS n, COUNT(DISTINCT visitor_id) AS visitors {scope} \
+             GROUP BY {column} ORDER BY n DESC, value LIMIT $5 OFFSET $6"
+        );
+        let total_sql = format!("SELECT COUNT(DISTINCT {column}) {scope}");
+        let path = path.unwrap_or("");
+        let rows = traced(
+            self.span("SELECT", table, &rows_sql),
+            sqlx::query(sqlx::AssertSqlSafe(rows_sql.clone()))
+                .bind(site_id)
+                .bind(start)
+                .bind(end)
+                .bind(path)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(&self.pool),
+        )
+        .await?;
+        let total: i64 = traced(
+            self.span("SELECT", table, &total_sql),
+            sqlx::query_scalar(sqlx::AssertSqlSafe(total_sql.clone()))
+                .bind(site_id)
+                .bind(start)
+                .bind(end)
+                .bind(path)
+                .fetch_one(&self.pool),
+        )
+        .await?;
+        let rows = rows
+            .iter()
+            .map(|row| {
+                Ok(BreakdownRow {
+                    value: row.try_get("value")?,
+                    count: row.try_get("n")?,
+                    visitors: row.try_get("visitors")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok((rows, total))
+    }
+
+    /// Non-bot pageviews and distinct visitors in `[start, end)`, optionally of one path.
+    pub async fn pageview_totals(
+        &self,
+        site_id: i64,
+        start: i64,
+        end: i64,
+        path: Option<&str>,
+    ) -> Result<(i64, i64), StoreError> {
+        let sql = "SELECT COUNT(*) AS n, COUNT(DISTINCT visitor_id) AS visitors FROM pageviews \
+                   WHERE site_id = $1 AND created_at >= $2 AND created_at < $3 AND is_bot = 0 AND ($4 = '' OR path = $4)";
+        let row = traced(
+            self.span("SELECT", "pageviews", sql),
+            sqlx::query(sql).bind(site_id).bind(start).bind(end).bind(path.unwrap_or("")).fetch_one(&self.pool),
+        )
+        .await?;
+        Ok((row.try_get("n")?, row.try_get("visitors")?))
+    }
+
+    /// Visits (sessions started in `[start, end)`), bounces and total duration, optionally only
+    /// sessions that viewed `path`.
+    pub async fn visit_totals(
+        &self,
+        site_id: i64,
+        start: i64,
+        end: i64,
+        path: Option<&str>,
+    ) -> Result<VisitTotals, StoreError> {
+        let sql = "SELECT COUNT(*) AS visits, CAST(COALESCE(SUM(is_bounce), 0) AS BIGINT) AS bounces, \
+                   CAST(COALESCE(SUM(duration_ms), 0) AS BIGINT) AS duration FROM sessions \
+                   WHERE site_id = $1 AND started_at >= $2 AND started_at < $3 \
+                   AND ($4 = '' OR EXISTS (SELECT 1 FROM pageviews p WHERE p.session_id = sessions.id AND p.path = $4))";
+        let row = traced(
+            self.span("SELECT", "sessions", sql),
+            sqlx::query(sql).bind(site_id).bind(start).bind(end).bind(path.unwrap_or("")).fetch_one(&self.pool),
+        )
+        .await?;
+        Ok(VisitTotals {
+            visits: row.try_get("visits")?,
+            bounces: row.try_get("bounces")?,
+            duration_ms: row.try_get("duration")?,
+        })
+    }
+}

@@ -16,9 +16,9 @@ on_both_backends!(
     chart_parameters_are_checked_with_messages,
 );
 
-const MIN: i64 = 60_000;
+pub(crate) const MIN: i64 = 60_000;
 
-fn pv(site: &Site, at: i64, visitor: i64) -> NewPageview {
+pub(crate) fn pv(site: &Site, at: i64, visitor: i64) -> NewPageview {
     NewPageview {
         site_id: site.id,
         created_at: at,
@@ -42,12 +42,12 @@ fn pv(site: &Site, at: i64, visitor: i64) -> NewPageview {
     }
 }
 
-fn bot(site: &Site, at: i64) -> NewPageview {
+pub(crate) fn bot(site: &Site, at: i64) -> NewPageview {
     NewPageview { is_bot: true, device_type: "bot", ..pv(site, at, 999) }
 }
 
 /// Runs the hourly and daily rollups over every UTC day touching `[start, end)`, a day at a time.
-async fn roll_up(app: &TestApp, site: &Site, start: i64, end: i64) {
+pub(crate) async fn roll_up(app: &TestApp, site: &Site, start: i64, end: i64) {
     let mut day = Grain::Day.floor(start);
     while day < end {
         app.store.recompute_rollup(Grain::Hour, site.id, day, day + DAY_MS).await.unwrap();
@@ -57,7 +57,7 @@ async fn roll_up(app: &TestApp, site: &Site, start: i64, end: i64) {
 }
 
 /// Alice and her site, as the API and the store know them.
-async fn setup(app: &TestApp) -> (ApiClient, Site, String) {
+pub(crate) async fn setup(app: &TestApp) -> (ApiClient, Site, String) {
     let alice = ApiClient::signup(app, &unique_email()).await;
     let created = alice.create_site("Blog").await;
     let site = app.store.site_by_identifier(created["identifier"].as_str().unwrap()).await.unwrap().unwrap();

@@ -14,6 +14,7 @@ mod schema;
 mod script;
 mod shutdown;
 mod sites;
+mod stats;
 mod store;
-mod track;
 mod telemetry;
+mod track;

@@ -5,6 +5,7 @@ pub mod chart;
 pub mod health;
 pub mod script;
 pub mod sites;
+pub mod stats;
 pub mod tokens;
 pub mod track;
 
@@ -34,5 +35,6 @@ pub fn api(origins: &Origins) -> Router<AppState> {
         .merge(tokens::router())
         .merge(sites::router())
         .merge(chart::router())
+        .merge(stats::router())
         .layer(cors)
 }

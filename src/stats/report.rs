@@ -1,0 +1,269 @@
+//! `GET stats` and `GET realtime`: totals of a range with the previous period beside them, and one
+//! breakdown (pages, entry and exit pages, referrers, UTM parameters, browsers, OS, devices,
+//! countries) a page at a time.
+//!
+//! Totals without a path filter are the chart's own numbers (rollups); visits, bounce rate and visit
+//! duration come from the sessions the hourly jobs compute; breakdowns and path-filtered totals read
+//! raw rows of the range (at most a month plus the previous one).
+
+use serde::Serialize;
+
+use super::StatsError;
+use super::chart::chart;
+use super::range::{Buckets, Range, TzOffset};
+use crate::store::{BreakdownSource, Site, Store};
+
+/// Rows per breakdown page unless `limit` says otherwise, and the most `limit` may ask for.
+pub const DEFAULT_LIMIT: i64 = 10;
+pub const MAX_LIMIT: i64 = 1000;
+/// The window `realtime` counts.
+pub const REALTIME_WINDOW_MS: i64 = 5 * 60_000;
+
+/// What a breakdown groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Breakdown {
+    Pages,
+    EntryPages,
+    ExitPages,
+    Referrers,
+    UtmSource,
+    UtmMedium,
+    UtmCampaign,
+    Browsers,
+    Os,
+    Devices,
+    Countries,
+}
+
+impl Breakdown {
+    pub const ALL: [Breakdown; 11] = [
+        Breakdown::Pages,
+        Breakdown::EntryPages,
+        Breakdown::ExitPages,
+        Breakdown::Referrers,
+        Breakdown::UtmSource,
+        Breakdown::UtmMedium,
+        Breakdown::UtmCampaign,
+        Breakdown::Browsers,
+        Breakdown::Os,
+        Breakdown::Devices,
+        Breakdown::Countries,
+    ];
+
+    /// # Errors
+    /// An unknown name, with the list of known ones.
+    pub fn parse(value: &str) -> Result<Breakdown, StatsError> {
+        Breakdown::ALL.into_iter().find(|b| b.as_str() == value.trim()).ok_or_else(|| {
+            let names: Vec<&str> = Breakdown::ALL.iter().map(|b| b.as_str()).collect();
+            StatsError::Invalid(format!("Invalid breakdown. Must be one of: {}", names.join(", ")))
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Breakdown::Pages => "pages",
+            Breakdown::EntryPages => "entry_pages",
+            Breakdown::ExitPages => "exit_pages",
+            Breakdown::Referrers => "referrers",
+            Breakdown::UtmSource => "utm_source",
+            Breakdown::UtmMedium => "utm_medium",
+            Breakdown::UtmCampaign => "utm_campaign",
+            Breakdown::Browsers => "browsers",
+            Breakdown::Os => "os",
+            Breakdown::Devices => "devices",
+            Breakdown::Countries => "countries",
+        }
+    }
+
+    /// The table and the fixed column this breakdown groups by.
+    fn column(self) -> (BreakdownSource, &'static str) {
+        match self {
+            Breakdown::Pages => (BreakdownSource::Pageviews, "path"),
+            Breakdown::EntryPages => (BreakdownSource::Sessions, "entry_page"),
+            Breakdown::ExitPages => (BreakdownSource::Sessions, "exit_page"),
+            Breakdown::Referrers => (BreakdownSource::Sessions, "referrer_domain"),
+            Breakdown::UtmSource => (BreakdownSource::Pageviews, "utm_source"),
+            Breakdown::UtmMedium => (BreakdownSource::Pageviews, "utm_medium"),
+            Breakdown::UtmCampaign => (BreakdownSource::Pageviews, "utm_campaign"),
+            Breakdown::Browsers => (BreakdownSource::Pageviews, "browser"),
+            Breakdown::Os => (BreakdownSource::Pageviews, "os"),
+            Breakdown::Devices => (BreakdownSource::Pageviews, "device_type"),
+            Breakdown::Countries => (BreakdownSource::Pageviews, "country"),
+        }
+    }
+
+    /// What the count column means: pageviews, or visits (sessions) for entry, exit and referrers.
+    pub fn metric(self) -> &'static str {
+        match self.column().0 {
+            BreakdownSource::Pageviews => "pageviews",
+            BreakdownSource::Sessions => "visits",
+        }
+    }
+}
+
+/// A number now and in the previous period.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Compared<T> {
+    pub value: T,
+    pub previous: T,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Totals {
+    pub pageviews: Compared<i64>,
+    pub visitors: Compared<i64>,
+    pub visits: Compared<i64>,
+    /// Percent of visits with one pageview, one decimal.
+    pub bounce_rate: Compared<f64>,
+    /// Seconds, averaged over visits.
+    pub avg_visit_duration: Compared<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BreakdownEntry {
+    pub value: String,
+    pub count: i64,
+    pub visitors: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakdownPage {
+    pub breakdown: Breakdown,
+    /// Distinct values in the range.
+    pub count: i64,
+    pub page: i64,
+    pub limit: i64,
+    pub results: Vec<BreakdownEntry>,
+}
+
+/// Totals of `range` and of the period before it.
+pub async fn totals(
+    store: &Store,
+    site: &Site,
+    range: Range,
+    tz: TzOffset,
+    path: Option<&str>,
+    now_ms: i64,
+) -> Result<Totals, StatsError> {
+    let current = Buckets::of(range, tz, now_ms);
+    let previous = current.previous(range);
+    let (pageviews, visitors) = match path {
+        None => {
+            let chart = chart(store, site, range, Some(tz), true, now_ms).await?;
+            let prev = chart.previous.as_ref().map_or((0, 0), |p| (p.total_pageviews, p.total_unique_sessions));
+            (
+                Compared { value: chart.current.total_pageviews, previous: prev.0 },
+                Compared { value: chart.current.total_unique_sessions, previous: prev.1 },
+            )
+        }
+        Some(path) => {
+            let (start, end) = current.window();
+            let now = store.pageview_totals(site.id, start, end, Some(path)).await?;
+            let (start, end) = previous.window();
+            let before = store.pageview_totals(site.id, start, end, Some(path)).await?;
+            (Compared { value: now.0, previous: before.0 }, Compared { value: now.1, previous: before.1 })
+        }
+    };
+    let (start, end) = current.window();
+    let now = store.visit_totals(site.id, start, end, path).await?;
+    let (start, end) = previous.window();
+    let before = store.visit_totals(site.id, start, end, path).await?;
+    let bounce = |v: &crate::store::VisitTotals| {
+        if v.visits == 0 { 0.0 } else { (v.bounces as f64 * 1000.0 / v.visits as f64).round() / 10.0 }
+    };
+    let duration = |v: &crate::store::VisitTotals| if v.visits == 0 { 0 } else { v.duration_ms / v.visits / 1000 };
+    Ok(Totals {
+        pageviews,
+        visitors,
+        visits: Compared { value: now.visits, previous: before.visits },
+        bounce_rate: Compared { value: bounce(&now), previous: bounce(&before) },
+        avg_visit_duration: Compared { value: duration(&now), previous: duration(&before) },
+    })
+}
+
+/// Page `page` (1-based) of `breakdown` over `range`.
+#[allow(clippy::too_many_arguments)]
+pub async fn breakdown(
+    store: &Store,
+    site: &Site,
+    range: Range,
+    tz: TzOffset,
+    breakdown: Breakdown,
+    path: Option<&str>,
+    limit: i64,
+    page: i64,
+    now_ms: i64,
+) -> Result<BreakdownPage, StatsError> {
+    let (start, end) = Buckets::of(range, tz, now_ms).window();
+    let (source, column) = breakdown.column();
+    let (rows, count) = store.breakdown(source, column, site.id, start, end, path, limit, (page - 1) * limit).await?;
+    let results =
+        rows.into_iter().map(|r| BreakdownEntry { value: r.value, count: r.count, visitors: r.visitors }).collect();
+    Ok(BreakdownPage { breakdown, count, page, limit, results })
+}
+
+/// Non-bot pageviews and distinct visitors of the last five minutes.
+pub async fn realtime(store: &Store, site: &Site, now_ms: i64) -> Result<(i64, i64), StatsError> {
+    Ok(store.pageview_totals(site.id, now_ms - REALTIME_WINDOW_MS, now_ms + 1, None).await?)
+}
+
+/// `limit` and `page` from the query: blank is the default; anything else must be a positive integer.
+pub fn parse_paging(limit: Option<&str>, page: Option<&str>) -> Result<(i64, i64), StatsError> {
+    let positive = |value: Option<&str>, default: i64, name: &str, max: i64| match value
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    {
+        None => Ok(default),
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(StatsError::Invalid(format!("Invalid {name}. Must be a whole number from 1 to {max}"))),
+        },
+    };
+    Ok((positive(limit, DEFAULT_LIMIT, "limit", MAX_LIMIT)?, positive(page, 1, "page", 1_000_000)?))
+}
+
+/// A breakdown as CSV: `value,<pageviews|visits>,visitors`, RFC 4180 quoting.
+pub fn to_csv(page: &BreakdownPage) -> String {
+    let mut out = format!("{},{},visitors\r\n", page.breakdown.as_str(), page.breakdown.metric());
+    for row in &page.results {
+        out.push_str(&csv_field(&row.value));
+        out.push_str(&format!(",{},{}\r\n", row.count, row.visitors));
+    }
+    out
+}
+
+fn csv_field(value: &str) -> String {
+    // A leading = + - @ would make a spreadsheet evaluate a visitor-supplied path as a formula.
+    let value = if value.starts_with(['=', '+', '-', '@']) { format!("'{value}") } else { value.to_string() };
+    if value.contains([',', '"', '\n', '\r']) { format!("\"{}\"", value.replace('"', "\"\"")) } else { value }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn breakdown_names_and_paging_are_checked() {
+        assert_eq!(Breakdown::parse("utm_source").unwrap(), Breakdown::UtmSource);
+        assert!(Breakdown::parse("cities").unwrap_err().to_string().contains("pages, entry_pages"));
+        assert_eq!(parse_paging(None, Some("")).unwrap(), (DEFAULT_LIMIT, 1));
+        assert_eq!(parse_paging(Some("5"), Some("3")).unwrap(), (5, 3));
+        assert!(parse_paging(Some("0"), None).is_err());
+        assert!(parse_paging(None, Some("x")).is_err());
+    }
+
+    #[test]
+    fn csv_quotes_and_defuses_formulas() {
+        let page = BreakdownPage {
+            breakdown: Breakdown::Pages,
+            count: 2,
+            page: 1,
+            limit: 10,
+            results: vec![
+                BreakdownEntry { value: "/a,b".into(), count: 3, visitors: 2 },
+                BreakdownEntry { value: "=cmd()".into(), count: 1, visitors: 1 },
+            ],
+        };
+        assert_eq!(to_csv(&page), "pages,pageviews,visitors\r\n\"/a,b\",3,2\r\n'=cmd(),1,1\r\n");
+    }
+}
