@@ -10,6 +10,7 @@ mod browser;
 mod chart;
 mod cli;
 mod jobs;
+mod openapi;
 mod schema;
 mod script;
 mod shutdown;

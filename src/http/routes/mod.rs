@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod chart;
 pub mod health;
+pub mod openapi;
 pub mod script;
 pub mod sites;
 pub mod stats;
@@ -36,5 +37,6 @@ pub fn api(origins: &Origins) -> Router<AppState> {
         .merge(sites::router())
         .merge(chart::router())
         .merge(stats::router())
+        .merge(openapi::router())
         .layer(cors)
 }
