@@ -285,7 +285,11 @@ impl Queue {
         cmd: &redis::Cmd,
     ) -> Result<T, QueueError> {
         let span = self.span(operation, "");
-        let result = cmd.query_async::<T>(conn).instrument(span.clone()).await;
+        let mut result = cmd.query_async::<T>(conn).instrument(span.clone()).await;
+        if result.as_ref().is_err_and(is_stale_connection) {
+            // The connection died with a Redis restart; the manager has reconnected since.
+            result = cmd.query_async::<T>(conn).instrument(span.clone()).await;
+        }
         mark(&span, result.as_ref().err());
         Ok(result?)
     }
@@ -307,7 +311,12 @@ impl Queue {
         }
         let span = self.span("EVALSHA", name);
         let mut conn = self.conn.clone();
-        let result = invocation.invoke_async::<T>(&mut conn).instrument(span.clone()).await;
+        let mut result = invocation.invoke_async::<T>(&mut conn).instrument(span.clone()).await;
+        if result.as_ref().is_err_and(is_stale_connection) {
+            // Every script is safe to run again: a second enqueue finds its dedup key, a second ack
+            // or retry finds nothing left to move.
+            result = invocation.invoke_async::<T>(&mut conn).instrument(span.clone()).await;
+        }
         mark(&span, result.as_ref().err());
         Ok(result?)
     }
@@ -541,6 +550,11 @@ impl Queue {
         let _: String = self.traced(&mut conn, "PING", &redis::cmd("PING")).await?;
         Ok(())
     }
+}
+
+/// A connection that broke under a command (Redis restarted): worth one more try on a fresh one.
+fn is_stale_connection(err: &redis::RedisError) -> bool {
+    err.is_connection_dropped() || err.is_io_error()
 }
 
 /// Marks a span failed when its command failed.

@@ -99,7 +99,8 @@ const ASSIGN: &str = "WITH links AS (\
        FIRST_VALUE(CASE WHEN created_at < $2 THEN COALESCE(session_id, id) ELSE id END) \
        OVER (PARTITION BY k, g ORDER BY created_at, id) AS sid FROM grouped) \
      UPDATE pageviews SET session_id = assigned.sid FROM assigned \
-     WHERE pageviews.id = assigned.id AND assigned.created_at >= $2 \
+     WHERE pageviews.site_id = $1 AND pageviews.created_at >= $2 AND pageviews.created_at < $3 \
+     AND pageviews.id = assigned.id AND assigned.created_at >= $2 \
      AND (pageviews.session_id IS NULL OR pageviews.session_id <> assigned.sid)";
 
 /// Sessions begun in `[A, hi)` whose entry pageview no longer starts a session (merged away).
@@ -113,10 +114,10 @@ const UPSERT: &str = "WITH member AS (\
        SELECT session_id AS sid, id, created_at, path FROM pageviews \
        WHERE site_id = $1 AND created_at >= $4 AND created_at < $3 AND is_bot = 0 AND session_id IS NOT NULL), \
      ranked AS (\
-       SELECT sid, path, COUNT(*) OVER w AS n, MIN(created_at) OVER w AS first_at, \
-       MAX(created_at) OVER w AS last_at, \
-       ROW_NUMBER() OVER (PARTITION BY sid ORDER BY created_at DESC, id DESC) AS rn \
-       FROM member WINDOW w AS (PARTITION BY sid)) \
+       SELECT sid, path, COUNT(*) OVER whole AS n, MIN(created_at) OVER whole AS first_at, \
+       MAX(created_at) OVER whole AS last_at, ROW_NUMBER() OVER latest AS rn FROM member \
+       WINDOW latest AS (PARTITION BY sid ORDER BY created_at DESC, id DESC), \
+       whole AS (latest ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)) \
      INSERT INTO sessions (id, site_id, visitor_id, started_at, last_seen_at, pageview_count, is_bounce, \
        duration_ms, entry_page, exit_page, referrer, referrer_domain) \
      SELECT r.sid, e.site_id, e.visitor_id, r.first_at, r.last_at, r.n, CASE WHEN r.n = 1 THEN 1 ELSE 0 END, \

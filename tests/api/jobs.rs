@@ -651,3 +651,76 @@ async fn cli_prints_the_original_summary_lines(backend: Backend) {
     assert!(!out.contains("hunter2") && !err.contains("hunter2"), "{out}{err}");
     forget(&prefix).await;
 }
+
+/// Spans kept in memory, for the trace-continuity test.
+#[derive(Clone, Debug, Default)]
+struct Collected(std::sync::Arc<std::sync::Mutex<Vec<opentelemetry_sdk::trace::SpanData>>>);
+
+impl opentelemetry_sdk::trace::SpanExporter for Collected {
+    fn export(
+        &self,
+        batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> impl std::future::Future<Output = opentelemetry_sdk::error::OTelSdkResult> + Send {
+        self.0.lock().unwrap().extend(batch);
+        std::future::ready(Ok(()))
+    }
+}
+
+#[test]
+fn a_job_span_continues_the_trace_of_the_span_that_queued_it() {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::layer::SubscriberExt;
+    let collected = Collected::default();
+    let provider =
+        opentelemetry_sdk::trace::SdkTracerProvider::builder().with_simple_exporter(collected.clone()).build();
+    let subscriber =
+        tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+    // This thread only, and a runtime on this thread: no global state is touched. PostgreSQL: the
+    // SQLite driver's worker thread keeps the caller's span until its next command, which would
+    // make "has the span ended yet" a race here.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let prefix = test_prefix();
+    runtime.block_on(async {
+        let db = TestDb::create(Backend::Postgres).await;
+        let store = Store::connect(&squirrel::config::Config::for_tests(&db.url).store).await.unwrap();
+        squirrel::accounts::create_user(&store, "trace@example.com", "long enough pw").await.unwrap();
+        let site = squirrel::accounts::create_site(&store, "trace@example.com", "Traced").await.unwrap();
+        store.insert_pageviews(&[pv(&site, Utc::now().timestamp_millis(), 1, "/")]).await.unwrap();
+        let queue = queue_at(&redis_url(), &prefix, settings());
+        let mut out = Vec::new();
+        scheduler::queue_current_hour(&store, &Dispatch::Queue(queue.clone()), Utc::now(), &mut out).await.unwrap();
+        assert_eq!(run_pending(&queue, &store).await.succeeded, 1);
+        forget(&prefix).await;
+        store.close().await;
+    });
+    // Tasks the runtime spawned (connections going back to the pool) may still hold spans open.
+    drop(runtime);
+    let _ = provider.force_flush();
+    let spans = collected.0.lock().unwrap().clone();
+    let names: Vec<_> = spans.iter().map(|s| s.name.to_string()).collect();
+    let named =
+        |name: &str| spans.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("no span {name} in {names:?}"));
+    let attr = |span: &opentelemetry_sdk::trace::SpanData, key: &str| {
+        span.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.to_string())
+    };
+    let command = named("queue_current_hour_command");
+    let enqueue = named("enqueue_hourly_aggregation");
+    assert_eq!(enqueue.parent_span_id, command.span_context.span_id());
+    assert_eq!(attr(enqueue, "execution.mode").as_deref(), Some("enqueued"));
+    let job = named("process aggregations");
+    assert_eq!(job.span_context.trace_id(), enqueue.span_context.trace_id(), "the job continues the trace");
+    assert_eq!(job.parent_span_id, enqueue.span_context.span_id());
+    assert!(job.parent_span_is_remote, "its parent came through the payload");
+    let aggregate = named("aggregate_hourly_stats_command");
+    assert_eq!(aggregate.parent_span_id, job.span_context.span_id());
+    assert_eq!(attr(aggregate, "command.total_created").as_deref(), Some("1"));
+    let redis: Vec<_> = spans.iter().filter(|s| attr(s, "db.system.name").as_deref() == Some("redis")).collect();
+    assert!(redis.iter().any(|s| s.parent_span_id == enqueue.span_context.span_id()), "EVALSHA enqueue is traced");
+    assert!(redis.iter().all(|s| s.span_kind == opentelemetry::trace::SpanKind::Client));
+    for span in &spans {
+        for kv in &span.attributes {
+            assert!(!kv.value.to_string().contains("redis://"), "{}: {} = {}", span.name, kv.key, kv.value);
+        }
+    }
+}
