@@ -668,6 +668,19 @@ impl opentelemetry_sdk::trace::SpanExporter for Collected {
 
 #[test]
 fn a_job_span_continues_the_trace_of_the_span_that_queued_it() {
+    // tracing caches each callsite's interest across threads: another test's global subscriber
+    // (with its filter) can switch our spans off. So the body runs alone, in a child process.
+    if std::env::var_os("SQUIRREL_TRACE_TEST_CHILD").is_none() {
+        let name = "jobs::a_job_span_continues_the_trace_of_the_span_that_queued_it";
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", name, "--test-threads=1"])
+            .env("SQUIRREL_TRACE_TEST_CHILD", "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("1 passed"), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        return;
+    }
     use opentelemetry::trace::TracerProvider as _;
     use tracing_subscriber::layer::SubscriberExt;
     let collected = Collected::default();
