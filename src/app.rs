@@ -22,6 +22,7 @@ use tower_http::normalize_path::NormalizePathLayer;
 use crate::accounts::auth::Auth;
 use crate::config::Config;
 use crate::http::{self, AppState};
+use crate::ingest::geo::GeoIp;
 use crate::ingest::{Ingest, Writer};
 use crate::store::Store;
 use crate::ua::UaParser;
@@ -52,7 +53,8 @@ impl App {
             config.ingest.queue as usize,
             Duration::from_millis(config.ingest.wait_ms),
         );
-        let ingest = Arc::new(Ingest::new(store.clone(), UaParser::new(config.ingest.ua_cache), writer));
+        let geo = config.ingest.geoip_db.as_deref().map(GeoIp::open).transpose()?;
+        let ingest = Arc::new(Ingest::new(store.clone(), UaParser::new(config.ingest.ua_cache), writer).with_geo(geo));
         let state = AppState {
             store: store.clone(),
             ingest,

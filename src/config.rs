@@ -59,6 +59,10 @@ pub struct IngestConfig {
     /// Distinct User-Agent strings whose parse result is cached.
     #[arg(long, env = "SQUIRREL_UA_CACHE", default_value_t = 4096)]
     pub ua_cache: usize,
+    /// A MaxMind-format country database (`.mmdb`: GeoLite2-Country, ip-location-db …): each pageview
+    /// keeps the client's country code, never the IP. Unset: no countries.
+    #[arg(long, env = "GEOIP_DB")]
+    pub geoip_db: Option<std::path::PathBuf>,
 }
 
 /// Accounts, sessions, password-reset mail and the dashboard's origin. Read by `accounts` and the API's
@@ -239,7 +243,7 @@ impl Config {
                 shutdown_grace_secs: 10,
                 secret_key: None,
             },
-            ingest: IngestConfig { batch: 512, queue: 8192, wait_ms: 2000, ua_cache: 1024 },
+            ingest: IngestConfig { batch: 512, queue: 8192, wait_ms: 2000, ua_cache: 1024, geoip_db: None },
             accounts: AccountsConfig::for_tests(),
         }
     }

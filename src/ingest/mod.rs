@@ -5,6 +5,7 @@
 //! requests into [`TrackParams`] and results into responses) and not SQL (`store`).
 //! Invariant: [`Ingest::track`] returns `Ok` only after the pageview's transaction has committed.
 
+pub mod geo;
 pub mod hit;
 pub mod visitor;
 pub mod writer;
@@ -84,6 +85,8 @@ pub struct Ingest {
     visitors: visitor::Visitors,
     sites: quick_cache::sync::Cache<String, (i64, Instant)>,
     writer: Writer,
+    /// `GEOIP_DB`, when configured: the client IP's country, kept instead of the IP.
+    geo: Option<geo::GeoIp>,
 }
 
 impl Ingest {
@@ -94,7 +97,13 @@ impl Ingest {
             store,
             ua,
             writer,
+            geo: None,
         }
+    }
+
+    /// Resolves each client's country with `geo` (see [`geo`]).
+    pub fn with_geo(self, geo: Option<geo::GeoIp>) -> Ingest {
+        Ingest { geo, ..self }
     }
 
     pub fn writer(&self) -> &Writer {
@@ -144,7 +153,7 @@ impl Ingest {
             browser_version: agent.browser_version.clone(),
             os: agent.os.clone(),
             device_type: agent.device.as_str(),
-            country: String::new(),
+            country: self.geo.as_ref().and_then(|g| g.country(client.ip)).unwrap_or_default(),
             is_bot: agent.is_bot(),
             visitor_id,
             visitor_id_prev,
