@@ -77,11 +77,16 @@ const BOUNDS: &str = "SELECT MIN(started_at) AS lo, MAX(last_seen_at) AS hi FROM
 
 /// Assigns `session_id` to the non-bot pageviews in `[A, hi)` that need a new one.
 /// `$1` site, `$2` A, `$3` hi, `$4` lo (context start), `$5..$10` the first 30 minutes of up to three
-/// UTC days, where `visitor_id_prev` links live.
+/// UTC days, where `visitor_id_prev` links live (three index range scans: SQLite plans an `OR` of
+/// bound ranges as a scan of the whole site).
 const ASSIGN: &str = "WITH links AS (\
-       SELECT visitor_id AS y, MIN(visitor_id_prev) AS x FROM pageviews \
-       WHERE site_id = $1 AND visitor_id_prev IS NOT NULL AND ((created_at >= $5 AND created_at < $6) \
-       OR (created_at >= $7 AND created_at < $8) OR (created_at >= $9 AND created_at < $10)) \
+       SELECT visitor_id AS y, MIN(visitor_id_prev) AS x FROM (\
+       SELECT visitor_id, visitor_id_prev FROM pageviews \
+       WHERE site_id = $1 AND created_at >= $5 AND created_at < $6 AND visitor_id_prev IS NOT NULL \
+       UNION ALL SELECT visitor_id, visitor_id_prev FROM pageviews \
+       WHERE site_id = $1 AND created_at >= $7 AND created_at < $8 AND visitor_id_prev IS NOT NULL \
+       UNION ALL SELECT visitor_id, visitor_id_prev FROM pageviews \
+       WHERE site_id = $1 AND created_at >= $9 AND created_at < $10 AND visitor_id_prev IS NOT NULL) AS linked \
        GROUP BY visitor_id), \
      keyed AS (\
        SELECT p.id, p.created_at, p.session_id, COALESCE(l.x, p.visitor_id) AS k \
