@@ -737,3 +737,44 @@ fn a_job_span_continues_the_trace_of_the_span_that_queued_it() {
         }
     }
 }
+
+async fn workers_process_runs_schedules_and_stops_cleanly_on_sigterm(backend: Backend) {
+    use std::io::BufRead;
+    let app = spawn_app(backend).await;
+    let site = app.create_site().await;
+    let now = Utc::now().timestamp_millis();
+    app.store.insert_pageviews(&[pv(&site, now - 2 * HOUR_MS, 1, "/"), pv(&site, now, 2, "/")]).await.unwrap();
+    let prefix = test_prefix();
+    let mut child = squirrel(&app.db)
+        .arg("workers")
+        .env("REDIS_URL", redis_url())
+        .env("SQUIRREL_REDIS_PREFIX", &prefix)
+        .env("SQUIRREL_LOG", "info")
+        .env("SQUIRREL_LOG_FORMAT", "text")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Every schedule fires once at start; the worker runs what they queued. The log says when.
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let mut completed = 0;
+    while completed < 2 {
+        let line = lines.next().expect("workers keeps logging").unwrap();
+        if line.contains("Completed:") && line.contains("job.id") {
+            completed += 1;
+        }
+        seen.push(line);
+        assert!(seen.len() < 500, "{seen:#?}");
+    }
+    Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    let status = child.wait().unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert_eq!(status.code(), Some(0), "{seen:#?}{rest:#?}");
+    assert!(rest.iter().any(|l| l.contains("worker stopped")), "{rest:#?}");
+    let counted = rows(&app.store, Grain::Hour, &site).await.len() + rows(&app.store, Grain::Day, &site).await.len();
+    assert!(counted >= 2, "the jobs wrote rows: {seen:#?}");
+    forget(&prefix).await;
+}
+
+on_both_backends!(workers_process_runs_schedules_and_stops_cleanly_on_sigterm);
