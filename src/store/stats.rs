@@ -7,6 +7,13 @@ use sqlx::Row;
 
 use super::{Store, StoreError, traced};
 
+/// Keeps pageviews of one path (`$4`).
+const PAGE_FILTER: &str = "AND path = $4";
+/// Keeps sessions with a pageview of path `$4`: an uncorrelated `IN` over the window's pageviews (plus
+/// a day, for sessions that run past the window's end), served by the (site_id, created_at) index.
+const SESSION_FILTER: &str = "AND id IN (SELECT session_id FROM pageviews WHERE site_id = $1 AND created_at >= $2 \
+                              AND created_at < $3 + 86400000 AND path = $4 AND session_id IS NOT NULL)";
+
 /// Non-bot pageviews and distinct visitors of one bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BucketCounts {
@@ -102,21 +109,19 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> Result<(Vec<BreakdownRow>, i64), StoreError> {
-        let (table, time, count, filter) = match source {
-            BreakdownSource::Pageviews => {
-                ("pageviews", "created_at", "COUNT(*)", "AND ($4 = '' OR path = $4) AND is_bot = 0")
-            }
-            BreakdownSource::Sessions => (
-                "sessions",
-                "started_at",
-                "COUNT(*)",
-                "AND ($4 = '' OR EXISTS (SELECT 1 FROM pageviews p WHERE p.session_id = sessions.id AND p.path = $4))",
-            ),
+        // The path filter is written into the statement only when asked for (an `$4 = '' OR …` form
+        // hides the plan from the reader), and as an uncorrelated `IN` over the window's pageviews,
+        // which the (site_id, created_at) index serves.
+        let (table, time, bots, filter) = match source {
+            BreakdownSource::Pageviews => ("pageviews", "created_at", "AND is_bot = 0", PAGE_FILTER),
+            BreakdownSource::Sessions => ("sessions", "started_at", "", SESSION_FILTER),
         };
-        let scope =
-            format!("FROM {table} WHERE site_id = $1 AND {time} >= $2 AND {time} < $3 {filter} AND {column} <> ''");
+        let filter = if path.is_some() { filter } else { "AND $4 = $4" };
+        let scope = format!(
+            "FROM {table} WHERE site_id = $1 AND {time} >= $2 AND {time} < $3 {bots} {filter} AND {column} <> ''"
+        );
         let rows_sql = format!(
-            "SELECT {column} AS value, {count} AS n, COUNT(DISTINCT visitor_id) AS visitors {scope} \
+            "SELECT {column} AS value, COUNT(*) AS n, COUNT(DISTINCT visitor_id) AS visitors {scope} \
              GROUP BY {column} ORDER BY n DESC, value LIMIT $5 OFFSET $6"
         );
         let total_sql = format!("SELECT COUNT(DISTINCT {column}) {scope}");
@@ -164,8 +169,16 @@ impl Store {
         end: i64,
         path: Option<&str>,
     ) -> Result<(i64, i64), StoreError> {
-        let sql = "SELECT COUNT(*) AS n, COUNT(DISTINCT visitor_id) AS visitors FROM pageviews \
-                   WHERE site_id = $1 AND created_at >= $2 AND created_at < $3 AND is_bot = 0 AND ($4 = '' OR path = $4)";
+        let sql = match path {
+            None => {
+                "SELECT COUNT(*) AS n, COUNT(DISTINCT visitor_id) AS visitors FROM pageviews \
+                     WHERE site_id = $1 AND created_at >= $2 AND created_at < $3 AND is_bot = 0 AND $4 = $4"
+            }
+            Some(_) => {
+                "SELECT COUNT(*) AS n, COUNT(DISTINCT visitor_id) AS visitors FROM pageviews \
+                        WHERE site_id = $1 AND created_at >= $2 AND created_at < $3 AND is_bot = 0 AND path = $4"
+            }
+        };
         let row = traced(
             self.span("SELECT", "pageviews", sql),
             sqlx::query(sql).bind(site_id).bind(start).bind(end).bind(path.unwrap_or("")).fetch_one(&self.pool),
@@ -183,10 +196,13 @@ impl Store {
         end: i64,
         path: Option<&str>,
     ) -> Result<VisitTotals, StoreError> {
-        let sql = "SELECT COUNT(*) AS visits, CAST(COALESCE(SUM(is_bounce), 0) AS BIGINT) AS bounces, \
-                   CAST(COALESCE(SUM(duration_ms), 0) AS BIGINT) AS duration FROM sessions \
-                   WHERE site_id = $1 AND started_at >= $2 AND started_at < $3 \
-                   AND ($4 = '' OR EXISTS (SELECT 1 FROM pageviews p WHERE p.session_id = sessions.id AND p.path = $4))";
+        const VISITS: &str = "SELECT COUNT(*) AS visits, CAST(COALESCE(SUM(is_bounce), 0) AS BIGINT) AS bounces, \
+                              CAST(COALESCE(SUM(duration_ms), 0) AS BIGINT) AS duration FROM sessions \
+                              WHERE site_id = $1 AND started_at >= $2 AND started_at < $3 ";
+        static ALL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| format!("{VISITS}AND $4 = $4"));
+        static WITH_PATH: std::sync::LazyLock<String> =
+            std::sync::LazyLock::new(|| format!("{VISITS}{SESSION_FILTER}"));
+        let sql: &'static str = if path.is_some() { WITH_PATH.as_str() } else { ALL.as_str() };
         let row = traced(
             self.span("SELECT", "sessions", sql),
             sqlx::query(sql).bind(site_id).bind(start).bind(end).bind(path.unwrap_or("")).fetch_one(&self.pool),
