@@ -17,6 +17,10 @@
 #   NGINX_WORKERS  nginx worker_processes [auto] (= cores, like squirrel's Tokio runtime)
 #   WARMUP         seconds of load right after each squirrel start, reported apart as "cold start"
 #                  and kept out of the main figures and row counts; 0 measures from the start [2]
+#   TELEMETRY      1: also run each backend (empty database) with telemetry on — every span
+#                  sampled, traces, metrics and logs exported over OTLP/HTTP to bench/otlp_sink.py
+#                  on loopback — right after the same run with it off, and report the difference;
+#                  0: telemetry off only [1]
 #   XFF            1: send X-Forwarded-For from TEST-NET ranges and start squirrel with
 #                  TRUSTED_PROXIES=127.0.0.1 (many visitors, as behind a proxy); 0: all hits from
 #                  127.0.0.1 [1]
@@ -38,13 +42,14 @@ CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-2}
 NGINX_WORKERS=${NGINX_WORKERS:-auto}
 XFF=${XFF:-1}
+TELEMETRY=${TELEMETRY:-1}
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432}
 PG_URL=${PG_URL%/}
 
 backends="sqlite pg"
 build=1
 rev=""
-usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; }
 while (($#)); do
   case $1 in
     --sqlite) backends="sqlite" ;;
@@ -61,6 +66,7 @@ while (($#)); do
   esac
   shift
 done
+[[ $TELEMETRY == 0 || $TELEMETRY == 1 ]] || { echo "TELEMETRY must be 0 or 1, got '$TELEMETRY'" >&2; exit 2; }
 for v in DURATION WARMUP ROWS CONNECTIONS THREADS; do
   [[ ${!v} =~ ^[0-9]+$ ]] || { echo "$v must be a whole number, got '${!v}'" >&2; exit 2; }
 done
@@ -127,6 +133,7 @@ command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || need+=(nginx-light)
 command -v curl >/dev/null || need+=(curl)
 [[ $backends == *sqlite* ]] && ! command -v sqlite3 >/dev/null && need+=(sqlite3)
 [[ $backends == *pg* ]] && ! command -v psql >/dev/null && need+=(postgresql-client)
+((TELEMETRY)) && ! command -v python3 >/dev/null && need+=(python3)
 if ((${#need[@]})); then
   log "installing ${need[*]} with apt-get"
   if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"; } >&2; then
@@ -423,13 +430,40 @@ SQL
 }
 
 # ---------------------------------------------------------------------------------------------------
-# One squirrel target: backend $1, $2 rows stored before the load.
+# The OTLP receiver for telemetry-on runs: bench/otlp_sink.py answers 200 to every export.
+
+SINK_PID="" SINK_PORT=""
+start_sink() {
+  local portfile=$TMP/otlp-sink.port
+  [[ -n $SINK_PID ]] && kill -0 "$SINK_PID" 2>/dev/null && stop_pid "$SINK_PID" 5
+  rm -f "$portfile"
+  python3 "$BENCH_DIR/otlp_sink.py" "$portfile" >"$TMP/otlp-sink.out" 2>&1 &
+  SINK_PID=$!
+  PIDS+=("$SINK_PID")
+  local i
+  for ((i = 0; i < 50; i++)); do [[ -s $portfile ]] && break; sleep 0.1; done
+  [[ -s $portfile ]] || { fail "otlp_sink.py did not start: $(tail -3 "$TMP/otlp-sink.out")"; return 1; }
+  SINK_PORT=$(cat "$portfile")
+}
+# Stops the sink and prints its one summary line (requests, bytes, per signal).
+stop_sink() {
+  stop_pid "$SINK_PID" 10
+  grep '^OTLP ' "$TMP/otlp-sink.out" | tail -1
+}
+
+# ---------------------------------------------------------------------------------------------------
+# One squirrel target: backend $1, $2 rows stored before the load, $3 = 1 for telemetry on.
 
 bench_squirrel() {
-  local backend=$1 before=$2 label sid site_id port pid out logf t max_id rows bots rss hwm cpu
+  local backend=$1 before=$2 otel=${3:-0} label sid site_id port pid out logf t max_id rows bots rss hwm cpu
   local name
   case $backend in sqlite) name="squirrel SQLite" ;; pg) name="squirrel PostgreSQL" ;; esac
   label="$backend-$before"
+  if ((otel)); then
+    name="$name +otel"
+    label="$label-otel"
+    start_sink || return 1
+  fi
   logf=$TMP/squirrel-$label.log
   fresh_db "$backend" || { fail "$name: could not create a database"; return 1; }
   export DATABASE_URL=$DB_URL
@@ -463,9 +497,18 @@ bench_squirrel() {
   port=$(free_port)
   # Default (text) logs on purpose: SQUIRREL_LOG_FORMAT=json costs ~10 us of CPU per hit (span
   # fields are re-serialised as JSON on every record) even though nothing is printed per hit.
-  local -a extra_env=()
+  local -a extra_env=() unset_env=()
   ((XFF)) && extra_env+=(TRUSTED_PROXIES=127.0.0.1)
-  env "${extra_env[@]}" "$BIN" serve --addr "127.0.0.1:$port" >>"$logf" 2>&1 &
+  # Telemetry off: no token and no endpoint (also when the caller's environment has them).
+  # On: everything sampled, traces + metrics + logs to the sink, a 1 s metric interval.
+  if ((otel)); then
+    extra_env+=(AXIOM_API_TOKEN=bench-token "AXIOM_DOMAIN=http://127.0.0.1:$SINK_PORT" AXIOM_DATASET=bench
+      AXIOM_METRICS_DATASET=bench-metrics AXIOM_LOGS_DATASET=bench-logs OTEL_TRACES_SAMPLER=always_on
+      OTEL_METRIC_EXPORT_INTERVAL=1000)
+  else
+    unset_env+=(-u AXIOM_API_TOKEN -u OTEL_EXPORTER_OTLP_ENDPOINT -u OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
+  fi
+  env "${unset_env[@]}" "${extra_env[@]}" "$BIN" serve --addr "127.0.0.1:$port" >>"$logf" 2>&1 &
   pid=$!
   PIDS+=("$pid")
   if ! wait_http "http://127.0.0.1:$port/up" "$pid" 60; then
@@ -521,7 +564,13 @@ bench_squirrel() {
     rps=$(rps_of "$W_requests" "$W_duration_us")
     ok200=$((W_requests - W_errors_status))
     warns=$(warn_lines "$logf" | grep -c .)
-    note="${cold}measured: p90 $(fmt_ms "$W_p90_us") ms, p99.9 $(fmt_ms "$W_p999_us") ms, max $(fmt_ms "$W_max_us") ms; server CPU ${cpu}s; SIGTERM->exit ${t} ms; bots $bots; RSS MB at start $((rss0 / 1024)), each second of load: $(cat "$TMP/rss-$label.txt")(end $((${rss:-0} / 1024))); server WARN/ERROR lines $warns; $(cpu_note)"
+    local sink_note=""
+    if ((otel)); then
+      local dropped
+      dropped=$(grep -o 'spans_dropped=[0-9]*' "$logf" | tail -1)
+      sink_note="telemetry: $(stop_sink) ${dropped:-spans_dropped=0}; "
+    fi
+    note="${sink_note}${cold}measured: p90 $(fmt_ms "$W_p90_us") ms, p99.9 $(fmt_ms "$W_p999_us") ms, max $(fmt_ms "$W_max_us") ms; server CPU ${cpu}s; SIGTERM->exit ${t} ms; bots $bots; RSS MB at start $((rss0 / 1024)), each second of load: $(cat "$TMP/rss-$label.txt")(end $((${rss:-0} / 1024))); server WARN/ERROR lines $warns; $(cpu_note)"
     add_result "$name" "$before" "$rps" "$W_p50_us" "$W_p99_us" "$W_errors_status" "$ok200" "$rows" \
       "$(awk -v k="${hwm:-0}" 'BEGIN { printf "%.1f", k / 1024 }')" \
       "$((W_errors_connect + W_errors_read + W_errors_write + W_errors_timeout))" "$note" "$W_other"
@@ -544,6 +593,8 @@ log "squirrel $COMMIT ($BIN), backends: $backends, DURATION=$DURATION ROWS=$ROWS
 bench_nginx
 for backend in $backends; do
   bench_squirrel "$backend" 0
+  # Right after the same run with telemetry off, so both see the same machine state.
+  ((TELEMETRY)) && bench_squirrel "$backend" 0 1
   ((ROWS > 0)) && bench_squirrel "$backend" "$ROWS"
 done
 
@@ -599,6 +650,21 @@ elapsed=$(($(date +%s) - T0))
     done
     if [[ -n $empty && -n $full && $empty != 0 ]]; then
       echo "$name: req/s with $ROWS stored = $(awk -v a="$full" -v b="$empty" 'BEGIN { printf "%.0f%%", 100 * a / b }') of empty (target: flat)"
+    fi
+  done
+  # Telemetry cost: the +otel run against the run just before it, same backend, empty database.
+  for name in "squirrel SQLite" "squirrel PostgreSQL"; do
+    off="" on=""
+    for i in "${!R_NAME[@]}"; do
+      [[ ${R_BEFORE[i]} == 0 ]] || continue
+      [[ ${R_NAME[i]} == "$name" ]] && off=$i
+      [[ ${R_NAME[i]} == "$name +otel" ]] && on=$i
+    done
+    if [[ -n $off && -n $on ]]; then
+      awk -v a="${R_RPS[off]}" -v b="${R_RPS[on]}" -v p="${R_P50[off]}" -v q="${R_P50[on]}" -v n="$name" 'BEGIN {
+        loss = (a > 0 ? 100 * (a - b) / a : 0); d = (q - p) / 1000
+        printf "%s: telemetry on costs %.1f%% of req/s (%d -> %d; target <= 5%%) and %+.3f ms of p50 (target <= +0.2 ms): %s\n",
+          n, loss, a, b, d, (loss <= 5 && d <= 0.2 ? "ok" : "MISS") }'
     fi
   done
   for b in "${!PREFILL_SECS[@]}"; do echo "pre-fill of $ROWS rows ($b): ${PREFILL_SECS[$b]} s"; done

@@ -418,6 +418,9 @@ pub(crate) struct ObservedClient {
     signal: Signal,
     url: String,
     stats: Arc<ExportStats>,
+    /// Gzip bodies here, at the fast level: the exporter's own gzip (default level) cost ~35 µs of
+    /// CPU per tracked hit in the ingest benchmark, the fast level a fraction of it.
+    gzip: bool,
 }
 
 impl ObservedClient {
@@ -431,10 +434,12 @@ impl ObservedClient {
             .join()
             .map_err(|_| anyhow::anyhow!("building the OTLP HTTP client panicked"))?
             .context("building the OTLP HTTP client (TLS)")?;
-        Ok(ObservedClient { inner, signal: target.signal, url: target.url.clone(), stats })
+        let gzip = compression(target.signal).is_none();
+        Ok(ObservedClient { inner, signal: target.signal, url: target.url.clone(), stats, gzip })
     }
 
     fn send(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+        let request = if self.gzip { gzip_fast(request)? } else { request };
         let request: reqwest::blocking::Request = request.try_into()?;
         match self.inner.execute(request) {
             Ok(response) => {
@@ -463,6 +468,16 @@ impl ObservedClient {
             }
         }
     }
+}
+
+fn gzip_fast(request: Request<Bytes>) -> Result<Request<Bytes>, HttpError> {
+    use std::io::Write;
+    let (mut parts, body) = request.into_parts();
+    let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::fast());
+    encoder.write_all(&body)?;
+    let compressed = encoder.finish()?;
+    parts.headers.insert("content-encoding", reqwest::header::HeaderValue::from_static("gzip"));
+    Ok(Request::from_parts(parts, Bytes::from(compressed)))
 }
 
 // `HttpClient` is an `async_trait`; this is its expansion, so we need no macro crate for one impl.
@@ -547,9 +562,10 @@ impl SpanProcessor for BoundedProcessor {
     }
 }
 
-fn compression(signal: Signal) -> Option<opentelemetry_otlp::Compression> {
-    // An explicit OTEL_EXPORTER_OTLP_*COMPRESSION is read by the SDK itself; otherwise gzip.
-    otlp_env(signal, "COMPRESSION").is_none().then_some(opentelemetry_otlp::Compression::Gzip)
+/// `None` unless `OTEL_EXPORTER_OTLP_[<SIGNAL>_]COMPRESSION` is set, in which case the SDK applies it
+/// itself; otherwise [`ObservedClient`] gzips.
+fn compression(signal: Signal) -> Option<String> {
+    otlp_env(signal, "COMPRESSION")
 }
 
 /// The tracer provider: OTLP/HTTP protobuf exporter → counting → batch processor → bounded queue.
@@ -559,16 +575,13 @@ pub(crate) fn tracer_provider(
     resource: Resource,
     stats: Arc<ExportStats>,
 ) -> anyhow::Result<SdkTracerProvider> {
-    let mut builder = opentelemetry_otlp::SpanExporter::builder()
+    let builder = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary)
         .with_endpoint(target.url.clone())
         .with_timeout(export_timeout(Signal::Traces))
         .with_headers(target.headers.clone())
         .with_http_client(ObservedClient::new(target, stats.clone())?);
-    if let Some(compression) = compression(Signal::Traces) {
-        builder = builder.with_compression(compression);
-    }
     let exporter = builder.build().context("building the OTLP trace exporter")?;
     let queue = std::env::var("OTEL_BSP_MAX_QUEUE_SIZE")
         .ok()
@@ -601,7 +614,7 @@ pub(crate) fn meter_provider(
         Ok(v) if v.trim().eq_ignore_ascii_case("delta") => Temporality::Delta,
         _ => Temporality::Cumulative,
     };
-    let mut builder = opentelemetry_otlp::MetricExporter::builder()
+    let builder = opentelemetry_otlp::MetricExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary)
         .with_endpoint(target.url.clone())
@@ -609,9 +622,6 @@ pub(crate) fn meter_provider(
         .with_headers(target.headers.clone())
         .with_http_client(ObservedClient::new(target, stats)?)
         .with_temporality(temporality);
-    if let Some(compression) = compression(Signal::Metrics) {
-        builder = builder.with_compression(compression);
-    }
     let exporter = builder.build().context("building the OTLP metric exporter")?;
     Ok(SdkMeterProvider::builder()
         .with_reader(PeriodicReader::builder(exporter).build())
@@ -625,16 +635,13 @@ pub(crate) fn logger_provider(
     resource: Resource,
     stats: Arc<ExportStats>,
 ) -> anyhow::Result<SdkLoggerProvider> {
-    let mut builder = opentelemetry_otlp::LogExporter::builder()
+    let builder = opentelemetry_otlp::LogExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary)
         .with_endpoint(target.url.clone())
         .with_timeout(export_timeout(Signal::Logs))
         .with_headers(target.headers.clone())
         .with_http_client(ObservedClient::new(target, stats)?);
-    if let Some(compression) = compression(Signal::Logs) {
-        builder = builder.with_compression(compression);
-    }
     let exporter = builder.build().context("building the OTLP log exporter")?;
     Ok(SdkLoggerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build())
 }
