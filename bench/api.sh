@@ -97,8 +97,8 @@ for backend in "${backends[@]}"; do
   prefill "$backend" "$site" "$ROWS" || exit 1
   echo "prefill: $(( $(date +%s) - start )) s"
   start=$(date +%s)
-  SQUIRREL_LOG=warn "$BIN" aggregate-hourly-stats --hours 8808 >/dev/null || exit 1
-  SQUIRREL_LOG=warn "$BIN" aggregate-daily-stats --days 367 >/dev/null || exit 1
+  SQUIRREL_LOG=error "$BIN" aggregate-hourly-stats --hours 8808 >/dev/null || exit 1
+  SQUIRREL_LOG=error "$BIN" aggregate-daily-stats --days 367 >/dev/null || exit 1
   echo "rollups (hourly + sessions, daily) for the year: $(( $(date +%s) - start )) s"
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   SQUIRREL_ADDR=127.0.0.1:$port SQUIRREL_LOG=warn "$BIN" serve >"$WORK/serve.log" 2>&1 &

@@ -3,15 +3,17 @@
 //! countries) a page at a time.
 //!
 //! Totals without a path filter are the chart's own numbers (rollups); visits, bounce rate and visit
-//! duration come from the sessions the hourly jobs compute; breakdowns and path-filtered totals read
-//! raw rows of the range (at most a month plus the previous one).
+//! duration come from the sessions the hourly jobs compute (a covering index). Breakdowns of daily
+//! ranges come from the per-day breakdown rollups (`daily_breakdowns`), recomputed for a day when its
+//! `daily_stats` row shows new raw rows, so they lag and agree with the chart; `today`, `yesterday`
+//! (cut at the viewer's midnight) and path-filtered breakdowns read raw rows.
 
 use serde::Serialize;
 
 use super::StatsError;
 use super::chart::chart;
 use super::range::{Buckets, Range, TzOffset};
-use crate::store::{BreakdownSource, Site, Store};
+use crate::store::{BreakdownSource, DIMENSIONS, Site, Store};
 
 /// Rows per breakdown page unless `limit` says otherwise, and the most `limit` may ask for.
 pub const DEFAULT_LIMIT: i64 = 10;
@@ -75,21 +77,13 @@ impl Breakdown {
         }
     }
 
-    /// The table and the fixed column this breakdown groups by.
+    /// The table and the fixed column this breakdown groups by (`store::DIMENSIONS`, the one list).
     fn column(self) -> (BreakdownSource, &'static str) {
-        match self {
-            Breakdown::Pages => (BreakdownSource::Pageviews, "path"),
-            Breakdown::EntryPages => (BreakdownSource::Sessions, "entry_page"),
-            Breakdown::ExitPages => (BreakdownSource::Sessions, "exit_page"),
-            Breakdown::Referrers => (BreakdownSource::Sessions, "referrer_domain"),
-            Breakdown::UtmSource => (BreakdownSource::Pageviews, "utm_source"),
-            Breakdown::UtmMedium => (BreakdownSource::Pageviews, "utm_medium"),
-            Breakdown::UtmCampaign => (BreakdownSource::Pageviews, "utm_campaign"),
-            Breakdown::Browsers => (BreakdownSource::Pageviews, "browser"),
-            Breakdown::Os => (BreakdownSource::Pageviews, "os"),
-            Breakdown::Devices => (BreakdownSource::Pageviews, "device_type"),
-            Breakdown::Countries => (BreakdownSource::Pageviews, "country"),
-        }
+        DIMENSIONS
+            .iter()
+            .find(|(name, _, _)| *name == self.as_str())
+            .map(|(_, source, column)| (*source, *column))
+            .expect("every Breakdown has a row in store::DIMENSIONS (checked by a test)")
     }
 
     /// What the count column means: pageviews, or visits (sessions) for entry, exit and referrers.
@@ -194,9 +188,20 @@ pub async fn breakdown(
     page: i64,
     now_ms: i64,
 ) -> Result<BreakdownPage, StatsError> {
-    let (start, end) = Buckets::of(range, tz, now_ms).window();
-    let (source, column) = breakdown.column();
-    let (rows, count) = store.breakdown(source, column, site.id, start, end, path, limit, (page - 1) * limit).await?;
+    let buckets = Buckets::of(range, tz, now_ms);
+    let (start, end) = buckets.window();
+    let (rows, count) = match (&buckets, path) {
+        // Daily ranges without a path filter: the daily breakdown rollups, refreshed where stale.
+        (Buckets::Days { .. }, None) => {
+            store.refresh_daily_breakdowns(site.id, start, end).await?;
+            store.breakdown_from_days(breakdown.as_str(), site.id, start, end, limit, (page - 1) * limit).await?
+        }
+        // A day (cut at the viewer's midnight) or a path filter: raw rows.
+        _ => {
+            let (source, column) = breakdown.column();
+            store.breakdown(source, column, site.id, start, end, path, limit, (page - 1) * limit).await?
+        }
+    };
     let results =
         rows.into_iter().map(|r| BreakdownEntry { value: r.value, count: r.count, visitors: r.visitors }).collect();
     Ok(BreakdownPage { breakdown, count, page, limit, results })
@@ -250,6 +255,14 @@ mod tests {
         assert_eq!(parse_paging(Some("5"), Some("3")).unwrap(), (5, 3));
         assert!(parse_paging(Some("0"), None).is_err());
         assert!(parse_paging(None, Some("x")).is_err());
+    }
+
+    #[test]
+    fn every_breakdown_has_a_store_dimension() {
+        for b in Breakdown::ALL {
+            let _ = b.column();
+        }
+        assert_eq!(DIMENSIONS.len(), Breakdown::ALL.len());
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub use pageviews::{NewPageview, StoredPageview};
 pub use rollups::{DAY_MS, Grain, HOUR_MS, RollupCounts, RollupRow, SiteRef};
 pub use sessions::{SESSION_TIMEOUT_MS, Session};
 pub use sites::{Site, SiteSummary};
-pub use stats::{BreakdownRow, BreakdownSource, BucketCounts, VisitTotals};
+pub use stats::{BreakdownRow, BreakdownSource, BucketCounts, DIMENSIONS, VisitTotals};
 pub use users::User;
 
 use crate::config::StoreConfig;

@@ -215,3 +215,134 @@ impl Store {
         })
     }
 }
+
+/// Every breakdown: its name in the API, the table it counts and the column it groups by. The one
+/// list both the raw reader and the daily breakdown rollups use.
+pub const DIMENSIONS: &[(&str, BreakdownSource, &str)] = &[
+    ("pages", BreakdownSource::Pageviews, "path"),
+    ("entry_pages", BreakdownSource::Sessions, "entry_page"),
+    ("exit_pages", BreakdownSource::Sessions, "exit_page"),
+    ("referrers", BreakdownSource::Sessions, "referrer_domain"),
+    ("utm_source", BreakdownSource::Pageviews, "utm_source"),
+    ("utm_medium", BreakdownSource::Pageviews, "utm_medium"),
+    ("utm_campaign", BreakdownSource::Pageviews, "utm_campaign"),
+    ("browsers", BreakdownSource::Pageviews, "browser"),
+    ("os", BreakdownSource::Pageviews, "os"),
+    ("devices", BreakdownSource::Pageviews, "device_type"),
+    ("countries", BreakdownSource::Pageviews, "country"),
+];
+
+/// Recomputes every dimension of one site's UTC day `[$2, $3)`: one `INSERT … SELECT … UNION ALL`,
+/// built once from [`DIMENSIONS`] (column names are constants, never input).
+static REFRESH_DAY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let parts: Vec<String> = DIMENSIONS
+        .iter()
+        .map(|(name, source, column)| match source {
+            BreakdownSource::Pageviews => format!(
+                "SELECT $1, $2, '{name}', {column}, COUNT(*), COUNT(DISTINCT visitor_id) FROM pageviews \
+                 WHERE site_id = $1 AND created_at >= $2 AND created_at < $3 AND is_bot = 0 AND {column} <> '' \
+                 GROUP BY {column}"
+            ),
+            BreakdownSource::Sessions => format!(
+                "SELECT $1, $2, '{name}', {column}, COUNT(*), COUNT(DISTINCT visitor_id) FROM sessions \
+                 WHERE site_id = $1 AND started_at >= $2 AND started_at < $3 AND {column} <> '' GROUP BY {column}"
+            ),
+        })
+        .collect();
+    format!(
+        "INSERT INTO daily_breakdowns (site_id, day_bucket, dimension, value, hits, visitors) {}",
+        parts.join(" UNION ALL ")
+    )
+});
+
+impl Store {
+    /// Brings the daily breakdowns of `site_id` for the days in `[start, end)` up to date with the
+    /// day's `daily_stats` row: days whose row was computed from other raw rows than the breakdowns
+    /// were (or that have no breakdowns yet) are recomputed, each in its own transaction. Days the
+    /// daily job has not rolled up yet have no breakdowns, as they have no chart bar.
+    pub async fn refresh_daily_breakdowns(&self, site_id: i64, start: i64, end: i64) -> Result<usize, StoreError> {
+        let stale = "SELECT d.day_bucket AS day, d.raw_count AS n, d.raw_max_id AS m FROM daily_stats d \
+                     LEFT JOIN daily_breakdown_sources s ON s.site_id = d.site_id AND s.day_bucket = d.day_bucket \
+                     WHERE d.site_id = $1 AND d.day_bucket >= $2 AND d.day_bucket < $3 \
+                     AND (s.site_id IS NULL OR s.raw_count <> d.raw_count OR s.raw_max_id <> d.raw_max_id)";
+        let days = traced(
+            self.span("SELECT", "daily_stats", stale),
+            sqlx::query(stale).bind(site_id).bind(start).bind(end).fetch_all(&self.pool),
+        )
+        .await?;
+        for row in &days {
+            let (day, raw_count, raw_max_id): (i64, i64, i64) =
+                (row.try_get("day")?, row.try_get("n")?, row.try_get("m")?);
+            let mut tx = self.pool.begin_with(self.dialect.begin_write_sql()).await?;
+            let clear = "DELETE FROM daily_breakdowns WHERE site_id = $1 AND day_bucket = $2";
+            traced(
+                self.span("DELETE", "daily_breakdowns", clear),
+                sqlx::query(clear).bind(site_id).bind(day).execute(&mut *tx),
+            )
+            .await?;
+            let fill = REFRESH_DAY.as_str();
+            traced(
+                self.span("INSERT", "daily_breakdowns", fill),
+                sqlx::query(fill).bind(site_id).bind(day).bind(day + super::DAY_MS).execute(&mut *tx),
+            )
+            .await?;
+            let mark = "INSERT INTO daily_breakdown_sources (site_id, day_bucket, raw_count, raw_max_id) \
+                        VALUES ($1, $2, $3, $4) ON CONFLICT (site_id, day_bucket) DO UPDATE \
+                        SET raw_count = excluded.raw_count, raw_max_id = excluded.raw_max_id";
+            traced(
+                self.span("INSERT", "daily_breakdown_sources", mark),
+                sqlx::query(mark).bind(site_id).bind(day).bind(raw_count).bind(raw_max_id).execute(&mut *tx),
+            )
+            .await?;
+            tx.commit().await?;
+        }
+        Ok(days.len())
+    }
+
+    /// A breakdown over the UTC days in `[start, end)` from the daily breakdowns: hits (pageviews or
+    /// visits) summed, visitors summed (a visitor id lives one UTC day, so the sum is the count of
+    /// distinct ids), biggest first; and the number of distinct values.
+    pub async fn breakdown_from_days(
+        &self,
+        dimension: &str,
+        site_id: i64,
+        start: i64,
+        end: i64,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<BreakdownRow>, i64), StoreError> {
+        let rows_sql = "SELECT value, CAST(SUM(hits) AS BIGINT) AS n, CAST(SUM(visitors) AS BIGINT) AS visitors \
+                        FROM daily_breakdowns WHERE site_id = $1 AND dimension = $2 AND day_bucket >= $3 \
+                        AND day_bucket < $4 GROUP BY value ORDER BY n DESC, value LIMIT $5 OFFSET $6";
+        let rows = traced(
+            self.span("SELECT", "daily_breakdowns", rows_sql),
+            sqlx::query(rows_sql)
+                .bind(site_id)
+                .bind(dimension)
+                .bind(start)
+                .bind(end)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(&self.pool),
+        )
+        .await?;
+        let count_sql = "SELECT COUNT(DISTINCT value) FROM daily_breakdowns WHERE site_id = $1 AND dimension = $2 \
+                         AND day_bucket >= $3 AND day_bucket < $4";
+        let total: i64 = traced(
+            self.span("SELECT", "daily_breakdowns", count_sql),
+            sqlx::query_scalar(count_sql).bind(site_id).bind(dimension).bind(start).bind(end).fetch_one(&self.pool),
+        )
+        .await?;
+        let rows = rows
+            .iter()
+            .map(|row| {
+                Ok(BreakdownRow {
+                    value: row.try_get("value")?,
+                    count: row.try_get("n")?,
+                    visitors: row.try_get("visitors")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok((rows, total))
+    }
+}

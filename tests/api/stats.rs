@@ -110,6 +110,23 @@ async fn stats_totals_and_breakdowns_match_the_fixture(backend: Backend) {
 
     let week = alice.get(&format!("/api/v1/stats?site_id={id}&range=last_7_days")).await.body;
     assert_eq!(week["totals"]["pageviews"]["value"], 5, "today's four and yesterday's one");
+
+    // Daily ranges read the per-day breakdown rollups, refreshed when a day's raw rows change.
+    let pages = |body: &serde_json::Value| body["breakdown"]["results"].clone();
+    let week = alice.get(&format!("/api/v1/stats?site_id={id}&range=last_7_days&breakdown=pages")).await.body;
+    assert_eq!(
+        pages(&week),
+        json!([{"value": "/", "pageviews": 3, "visitors": 3}, {"value": "/about", "pageviews": 2, "visitors": 2}])
+    );
+    let entries = alice.get(&format!("/api/v1/stats?site_id={id}&range=last_7_days&breakdown=entry_pages")).await.body;
+    assert_eq!(pages(&entries)[0], json!({"value": "/", "visits": 3, "visitors": 3}));
+    app.store.insert_pageviews(&[NewPageview { path: "/late".into(), ..pv(&site, m - 3 * HOUR_MS, 6) }]).await.unwrap();
+    let stale = alice.get(&format!("/api/v1/stats?site_id={id}&range=last_7_days&breakdown=pages")).await.body;
+    assert_eq!(pages(&stale), pages(&week), "as the chart: nothing new until the day is rolled up again");
+    roll_up(&app, &site, m - DAY_MS, m).await;
+    let fresh = alice.get(&format!("/api/v1/stats?site_id={id}&range=last_7_days&breakdown=pages")).await.body;
+    assert_eq!(fresh["breakdown"]["count"], 3);
+    assert_eq!(pages(&fresh)[2], json!({"value": "/late", "pageviews": 1, "visitors": 1}));
 }
 
 async fn stats_parameters_are_checked(backend: Backend) {
