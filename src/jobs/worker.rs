@@ -203,10 +203,8 @@ impl Worker {
         // The enqueuer's context from the payload becomes the parent (a remote one), so the job's
         // spans continue its trace. Starting the span right away (`context()`) pins that parent:
         // left to start lazily, it came out as a new root when a child span started it first.
-        let parent = super::extract_trace_context(&job);
-        if span.set_parent(parent).is_ok() {
-            let started = span.context();
-            tracing::trace!(trace_id = %opentelemetry::trace::TraceContextExt::span(&started).span_context().trace_id(), "job continues its enqueuer's trace");
+        if span.set_parent(super::extract_trace_context(&job)).is_ok() {
+            let _started = span.context();
         }
         let mut sink = std::io::sink();
         let run = aggregate::run_job(&self.store, &job, &mut sink).instrument(span.clone());
