@@ -97,3 +97,45 @@ impl TracedClient {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::SpanKind;
+
+    use super::*;
+    use crate::telemetry::testing;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_call_gets_a_client_span_and_carries_its_traceparent() {
+        let app = axum::Router::new().route(
+            "/echo",
+            axum::routing::post(|headers: axum::http::HeaderMap| async move {
+                headers.get("traceparent").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
+
+        let (subscriber, collected) = testing::subscriber();
+        let guard = tracing::subscriber::set_default(subscriber);
+        let client = TracedClient::new(Duration::from_secs(5)).unwrap();
+        let request =
+            client.request(reqwest::Method::POST, format!("http://{addr}/echo?token=secret")).build().unwrap();
+        let response = client.execute(request).await.unwrap();
+        let traceparent = response.text().await.unwrap();
+        drop(guard);
+
+        let spans = collected.0.lock().unwrap();
+        let span = spans.iter().find(|s| s.span_kind == SpanKind::Client).expect("a CLIENT span");
+        assert_eq!(span.name, "POST");
+        let context = &span.span_context;
+        assert_eq!(traceparent, format!("00-{}-{}-01", context.trace_id(), context.span_id()));
+        let attr = |key: &str| span.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.to_string());
+        assert_eq!(attr("url.full"), Some(format!("http://127.0.0.1:{}/echo", addr.port())), "no query string");
+        assert_eq!(attr("http.response.status_code").as_deref(), Some("200"));
+        assert_eq!(attr("server.port"), Some(addr.port().to_string()));
+        assert_eq!(attr("http.request.method").as_deref(), Some("POST"));
+    }
+}

@@ -6,12 +6,14 @@
 //! from the current span when a line is written.
 
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
 use opentelemetry::trace::{SpanId, TraceContextExt as _, TraceFlags, TraceId};
 use opentelemetry_sdk::logs::{SdkLogger, SdkLoggerProvider};
+use tracing::dispatcher::WeakDispatch;
 use tracing::field::{Field, Visit};
-use tracing::{Event, Level, Subscriber};
+use tracing::{Dispatch, Event, Level, Subscriber};
 use tracing_subscriber::filter::{FilterExt, LevelFilter, Targets, filter_fn};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
@@ -41,22 +43,38 @@ pub(super) fn fmt_layer<S>(config: &TelemetryConfig) -> anyhow::Result<Box<dyn L
 where
     S: Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
 {
+    // Colours only for a person at a terminal; log files and pipes get plain text.
+    fmt_layer_to(config, std::io::stderr, std::io::IsTerminal::is_terminal(&std::io::stderr()))
+}
+
+fn fmt_layer_to<S, W>(
+    config: &TelemetryConfig,
+    writer: W,
+    ansi: bool,
+) -> anyhow::Result<Box<dyn Layer<S> + Send + Sync>>
+where
+    S: Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let show_internal = config.log.contains("opentelemetry");
     let filter = log_filter(config)?
         .and(filter_fn(move |meta| meta.is_event() && (show_internal || !meta.target().starts_with("opentelemetry"))));
-    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let layer = tracing_subscriber::fmt::layer().with_writer(writer);
+    let slot = DispatchSlot::default();
+    let capture = CaptureDispatch(slot.clone());
     Ok(match config.log_format {
-        // Colours only for a person at a terminal; log files and pipes get plain text.
-        LogFormat::Text => layer
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .event_format(TextLine)
-            .with_filter(filter)
-            .boxed(),
-        LogFormat::Json => layer
-            .event_format(JsonLine(
-                tracing_subscriber::fmt::format().json().with_current_span(false).with_span_list(false),
-            ))
-            .with_filter(filter)
+        LogFormat::Text => {
+            capture.and_then(layer.with_ansi(ansi).event_format(TextLine(slot)).with_filter(filter)).boxed()
+        }
+        LogFormat::Json => capture
+            .and_then(
+                layer
+                    .event_format(JsonLine(
+                        tracing_subscriber::fmt::format().json().with_current_span(false).with_span_list(false),
+                        slot,
+                    ))
+                    .with_filter(filter),
+            )
             .boxed(),
     })
 }
@@ -80,21 +98,34 @@ pub(super) fn exported_spans() -> Targets {
     Targets::new().with_target("squirrel", LevelFilter::INFO)
 }
 
-/// The trace and span id of the current span, if it is part of an exported trace.
-fn current_ids() -> Option<(TraceId, SpanId)> {
-    use tracing_opentelemetry::OpenTelemetrySpanExt;
-    let span = tracing::Span::current();
-    if span.is_none() {
-        return None;
+/// Where the formatters find the subscriber, to ask the OpenTelemetry layer for a span's ids.
+/// `Span::current()` can't be used there: inside a subscriber callback the default dispatcher is
+/// `none` (tracing's re-entrancy guard), so it always returned no span.
+#[derive(Clone, Default)]
+struct DispatchSlot(Arc<OnceLock<WeakDispatch>>);
+
+/// Fills a [`DispatchSlot`] when the subscriber is registered.
+struct CaptureDispatch(DispatchSlot);
+
+impl<S: Subscriber> Layer<S> for CaptureDispatch {
+    fn on_register_dispatch(&self, subscriber: &Dispatch) {
+        let _ = self.0.0.set(subscriber.downgrade());
     }
-    let context = span.context();
+}
+
+/// The trace and span id of `current` (the subscriber's current span, whatever each layer's
+/// filter), if it is part of an exported trace.
+fn current_ids(slot: &DispatchSlot, current: Option<&tracing::Id>) -> Option<(TraceId, SpanId)> {
+    let id = current?;
+    let dispatch = slot.0.get()?.upgrade()?;
+    let context = tracing_opentelemetry::get_otel_context(id, &dispatch)?;
     let otel_span = context.span();
     let span_context = otel_span.span_context();
     span_context.is_valid().then(|| (span_context.trace_id(), span_context.span_id()))
 }
 
 /// `2026-11-29T19:21:26.123456Z  INFO squirrel::cli: message key=value trace_id=… span_id=…`
-struct TextLine;
+struct TextLine(DispatchSlot);
 
 impl<S, N> FormatEvent<S, N> for TextLine
 where
@@ -119,7 +150,7 @@ where
         }
         write!(writer, "{}: ", meta.target())?;
         ctx.field_format().format_fields(writer.by_ref(), event)?;
-        if let Some((trace_id, span_id)) = current_ids() {
+        if let Some((trace_id, span_id)) = current_ids(&self.0, ctx.current_span().id()) {
             write!(writer, " trace_id={trace_id} span_id={span_id}")?;
         }
         writeln!(writer)
@@ -127,7 +158,7 @@ where
 }
 
 /// tracing-subscriber's JSON line with `trace_id` and `span_id` added at the top level.
-struct JsonLine<F>(F);
+struct JsonLine<F>(F, DispatchSlot);
 
 impl<S, N, F> FormatEvent<S, N> for JsonLine<F>
 where
@@ -136,7 +167,7 @@ where
     F: FormatEvent<S, N>,
 {
     fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
-        let Some((trace_id, span_id)) = current_ids() else {
+        let Some((trace_id, span_id)) = current_ids(&self.1, ctx.current_span().id()) else {
             return self.0.format_event(ctx, writer, event);
         };
         let mut line = String::with_capacity(256);
@@ -153,6 +184,7 @@ where
 /// trace context = the current span's).
 pub(super) struct OtlpLogs {
     logger: SdkLogger,
+    dispatch: DispatchSlot,
 }
 
 pub(super) fn otlp_layer<S>(
@@ -163,11 +195,15 @@ where
     S: Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
 {
     let filter = log_filter(config)?.and(filter_fn(|meta| meta.is_event() && !is_internal(meta.target())));
-    Ok(OtlpLogs { logger: provider.logger("server") }.with_filter(filter).boxed())
+    Ok(OtlpLogs { logger: provider.logger("server"), dispatch: DispatchSlot::default() }.with_filter(filter).boxed())
 }
 
 impl<S: Subscriber> Layer<S> for OtlpLogs {
-    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+    fn on_register_dispatch(&self, subscriber: &Dispatch) {
+        let _ = self.dispatch.0.set(subscriber.downgrade());
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let meta = event.metadata();
         let mut record = self.logger.create_log_record();
         let now = std::time::SystemTime::now();
@@ -188,7 +224,7 @@ impl<S: Subscriber> Layer<S> for OtlpLogs {
         if let Some(message) = fields.message.take() {
             record.set_body(AnyValue::from(message));
         }
-        if let Some((trace_id, span_id)) = current_ids() {
+        if let Some((trace_id, span_id)) = current_ids(&self.dispatch, ctx.current_span().id()) {
             record.set_trace_context(trace_id, span_id, Some(TraceFlags::SAMPLED));
         }
         self.logger.emit(record);
@@ -231,5 +267,89 @@ impl<R: opentelemetry::logs::LogRecord> Visit for RecordFields<'_, R> {
 
     fn record_bool(&mut self, field: &Field, value: bool) {
         self.record.add_attribute(field.name(), value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+
+    /// Log lines written to memory.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Logs `inside` within a span and `outside` after it; returns the output and the span's ids.
+    fn log_in_a_span(format: LogFormat) -> (String, String, String) {
+        let config = TelemetryConfig { log_format: format, ..TelemetryConfig::local_only() };
+        let lines = Lines::default();
+        let sink = lines.clone();
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(fmt_layer_to(&config, move || sink.clone(), false).unwrap())
+            .with(
+                tracing_opentelemetry::layer()
+                    .with_tracer(provider.tracer("test"))
+                    .with_context_activation(false)
+                    .with_filter(exported_spans()),
+            )
+            .with(global_filter(&config, true).unwrap());
+        let (trace_id, span_id) = tracing::subscriber::with_default(subscriber, || {
+            use tracing_opentelemetry::OpenTelemetrySpanExt;
+            let span = tracing::info_span!("work");
+            span.in_scope(|| tracing::info!(answer = 42, "inside"));
+            tracing::info!("outside");
+            let context = span.context();
+            let ids = context.span().span_context().clone();
+            (ids.trace_id().to_string(), ids.span_id().to_string())
+        });
+        let out = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        (out, trace_id, span_id)
+    }
+
+    #[test]
+    fn a_text_line_inside_a_span_ends_with_its_trace_and_span_ids() {
+        let (out, trace_id, span_id) = log_in_a_span(LogFormat::Text);
+        let inside = out.lines().find(|l| l.contains("inside")).expect("inside line");
+        assert!(inside.ends_with(&format!("answer=42 trace_id={trace_id} span_id={span_id}")), "{inside}");
+        assert!(inside.contains(" INFO squirrel::telemetry::logs::tests: inside"), "{inside}");
+        let outside = out.lines().find(|l| l.contains("outside")).expect("outside line");
+        assert!(!outside.contains("trace_id"), "{outside}");
+        assert_eq!(trace_id.len(), 32);
+    }
+
+    #[test]
+    fn a_json_line_inside_a_span_has_trace_and_span_id_keys() {
+        let (out, trace_id, span_id) = log_in_a_span(LogFormat::Json);
+        let inside: serde_json::Value =
+            serde_json::from_str(out.lines().find(|l| l.contains("inside")).unwrap()).expect("valid JSON");
+        assert_eq!(inside["trace_id"], trace_id.as_str());
+        assert_eq!(inside["span_id"], span_id.as_str());
+        assert_eq!(inside["fields"]["answer"], 42);
+        let outside: serde_json::Value =
+            serde_json::from_str(out.lines().find(|l| l.contains("outside")).unwrap()).expect("valid JSON");
+        assert!(outside.get("trace_id").is_none());
+    }
+
+    #[test]
+    fn log_filter_errors_name_the_variable() {
+        let config = TelemetryConfig { log: "info,=bogus=".into(), ..TelemetryConfig::local_only() };
+        let err = log_filter(&config).unwrap_err().to_string();
+        assert!(err.starts_with("SQUIRREL_LOG must be"), "{err}");
     }
 }

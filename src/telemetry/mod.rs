@@ -266,3 +266,56 @@ pub fn record_error(span: &tracing::Span, error_type: &'static str, message: &st
         ],
     );
 }
+
+/// Test helpers: a span exporter that keeps what it gets.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::{Arc, Mutex};
+
+    use opentelemetry_sdk::error::OTelSdkResult;
+    use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+
+    #[derive(Debug, Clone, Default)]
+    pub(crate) struct Collected(pub(crate) Arc<Mutex<Vec<SpanData>>>);
+
+    impl SpanExporter for Collected {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            self.0.lock().expect("not poisoned").extend(batch);
+            Ok(())
+        }
+    }
+
+    /// A subscriber exporting every span synchronously to the returned collector.
+    pub(crate) fn subscriber() -> (impl tracing::Subscriber + Send + Sync, Collected) {
+        use opentelemetry::trace::TracerProvider as _;
+        use tracing_subscriber::layer::SubscriberExt;
+        let collected = Collected::default();
+        let provider =
+            opentelemetry_sdk::trace::SdkTracerProvider::builder().with_simple_exporter(collected.clone()).build();
+        let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("test")).with_context_activation(false);
+        (tracing_subscriber::registry().with(layer), collected)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::Status;
+
+    use super::*;
+
+    #[test]
+    fn record_error_sets_status_error_and_records_an_exception() {
+        let (subscriber, collected) = testing::subscriber();
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("work");
+            record_error(&span, "database", "constraint failed");
+        });
+        let spans = collected.0.lock().unwrap();
+        let span = spans.iter().find(|s| s.name == "work").expect("exported");
+        assert_eq!(span.status, Status::error("constraint failed"));
+        let event = span.events.iter().find(|e| e.name == "exception").expect("exception event");
+        let attr = |key: &str| event.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.to_string());
+        assert_eq!(attr("exception.message").as_deref(), Some("constraint failed"));
+        assert_eq!(attr("exception.type").as_deref(), Some("database"));
+    }
+}
