@@ -3,7 +3,8 @@
 //! countries) a page at a time.
 //!
 //! Totals without a path filter are the chart's own numbers (rollups); visits, bounce rate and visit
-//! duration come from the sessions the hourly jobs compute (a covering index). Breakdowns of daily
+//! duration of daily ranges come from per-day totals of the sessions the hourly jobs compute, kept
+//! with the daily breakdowns (raw sessions for hourly ranges and path filters). Breakdowns of daily
 //! ranges come from the per-day breakdown rollups (`daily_breakdowns`), recomputed for a day when its
 //! `daily_stats` row shows new raw rows, so they lag and agree with the chart; `today`, `yesterday`
 //! (cut at the viewer's midnight) and path-filtered breakdowns read raw rows.
@@ -158,10 +159,8 @@ pub async fn totals(
             (Compared { value: now.0, previous: before.0 }, Compared { value: now.1, previous: before.1 })
         }
     };
-    let (start, end) = current.window();
-    let now = store.visit_totals(site.id, start, end, path).await?;
-    let (start, end) = previous.window();
-    let before = store.visit_totals(site.id, start, end, path).await?;
+    let now = visits(store, site.id, &current, path).await?;
+    let before = visits(store, site.id, &previous, path).await?;
     let bounce = |v: &crate::store::VisitTotals| {
         if v.visits == 0 { 0.0 } else { (v.bounces as f64 * 1000.0 / v.visits as f64).round() / 10.0 }
     };
@@ -172,6 +171,24 @@ pub async fn totals(
         visits: Compared { value: now.visits, previous: before.visits },
         bounce_rate: Compared { value: bounce(&now), previous: bounce(&before) },
         avg_visit_duration: Compared { value: duration(&now), previous: duration(&before) },
+    })
+}
+
+/// Visit totals of a period: per-day rows for daily ranges without a path filter (refreshed where
+/// stale, like the breakdowns), raw sessions otherwise.
+async fn visits(
+    store: &Store,
+    site_id: i64,
+    buckets: &Buckets,
+    path: Option<&str>,
+) -> Result<crate::store::VisitTotals, StatsError> {
+    let (start, end) = buckets.window();
+    Ok(match (buckets, path) {
+        (Buckets::Days { .. }, None) => {
+            store.refresh_daily_breakdowns(site_id, start, end).await?;
+            store.visit_totals_from_days(site_id, start, end).await?
+        }
+        _ => store.visit_totals(site_id, start, end, path).await?,
     })
 }
 

@@ -286,12 +286,32 @@ impl Store {
                 sqlx::query(fill).bind(site_id).bind(day).bind(day + super::DAY_MS).execute(&mut *tx),
             )
             .await?;
-            let mark = "INSERT INTO daily_breakdown_sources (site_id, day_bucket, raw_count, raw_max_id) \
-                        VALUES ($1, $2, $3, $4) ON CONFLICT (site_id, day_bucket) DO UPDATE \
-                        SET raw_count = excluded.raw_count, raw_max_id = excluded.raw_max_id";
+            let visits = "SELECT COUNT(*) AS visits, CAST(COALESCE(SUM(is_bounce), 0) AS BIGINT) AS bounces, \
+                          CAST(COALESCE(SUM(duration_ms), 0) AS BIGINT) AS duration FROM sessions \
+                          WHERE site_id = $1 AND started_at >= $2 AND started_at < $3";
+            let totals = traced(
+                self.span("SELECT", "sessions", visits),
+                sqlx::query(visits).bind(site_id).bind(day).bind(day + super::DAY_MS).fetch_one(&mut *tx),
+            )
+            .await?;
+            let (visits, bounces, duration): (i64, i64, i64) =
+                (totals.try_get("visits")?, totals.try_get("bounces")?, totals.try_get("duration")?);
+            let mark = "INSERT INTO daily_breakdown_sources \
+                        (site_id, day_bucket, raw_count, raw_max_id, visits, bounces, duration_ms) \
+                        VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (site_id, day_bucket) DO UPDATE \
+                        SET raw_count = excluded.raw_count, raw_max_id = excluded.raw_max_id, visits = excluded.visits, \
+                        bounces = excluded.bounces, duration_ms = excluded.duration_ms";
             traced(
                 self.span("INSERT", "daily_breakdown_sources", mark),
-                sqlx::query(mark).bind(site_id).bind(day).bind(raw_count).bind(raw_max_id).execute(&mut *tx),
+                sqlx::query(mark)
+                    .bind(site_id)
+                    .bind(day)
+                    .bind(raw_count)
+                    .bind(raw_max_id)
+                    .bind(visits)
+                    .bind(bounces)
+                    .bind(duration)
+                    .execute(&mut *tx),
             )
             .await?;
             tx.commit().await?;
@@ -344,5 +364,24 @@ impl Store {
             })
             .collect::<Result<_, sqlx::Error>>()?;
         Ok((rows, total))
+    }
+
+    /// Visit totals of the UTC days in `[start, end)` from the per-day rows kept with the breakdowns
+    /// (call [`Store::refresh_daily_breakdowns`] first).
+    pub async fn visit_totals_from_days(&self, site_id: i64, start: i64, end: i64) -> Result<VisitTotals, StoreError> {
+        let sql = "SELECT CAST(COALESCE(SUM(visits), 0) AS BIGINT) AS visits, \
+                   CAST(COALESCE(SUM(bounces), 0) AS BIGINT) AS bounces, \
+                   CAST(COALESCE(SUM(duration_ms), 0) AS BIGINT) AS duration FROM daily_breakdown_sources \
+                   WHERE site_id = $1 AND day_bucket >= $2 AND day_bucket < $3";
+        let row = traced(
+            self.span("SELECT", "daily_breakdown_sources", sql),
+            sqlx::query(sql).bind(site_id).bind(start).bind(end).fetch_one(&self.pool),
+        )
+        .await?;
+        Ok(VisitTotals {
+            visits: row.try_get("visits")?,
+            bounces: row.try_get("bounces")?,
+            duration_ms: row.try_get("duration")?,
+        })
     }
 }

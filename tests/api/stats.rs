@@ -110,6 +110,9 @@ async fn stats_totals_and_breakdowns_match_the_fixture(backend: Backend) {
 
     let week = alice.get(&format!("/api/v1/stats?site_id={id}&range=last_7_days")).await.body;
     assert_eq!(week["totals"]["pageviews"]["value"], 5, "today's four and yesterday's one");
+    assert_eq!(week["totals"]["visits"], json!({"value": 4, "previous": 0}), "from the per-day visit totals");
+    assert_eq!(week["totals"]["bounce_rate"]["value"], 75.0);
+    assert_eq!(week["totals"]["avg_visit_duration"]["value"], 30);
 
     // Daily ranges read the per-day breakdown rollups, refreshed when a day's raw rows change.
     let pages = |body: &serde_json::Value| body["breakdown"]["results"].clone();
