@@ -87,7 +87,7 @@ fn send_test_data(
     let traces = endpoints.traces.as_ref().context("traces are configured")?;
     let deadline = Duration::from_secs(config.flush_secs.max(1)) + export::export_timeout(Signal::Traces);
 
-    let provider = export::tracer_provider(traces, resource.clone(), stats.clone())?;
+    let provider = export::tracer_provider(traces, resource.clone(), stats.clone(), true)?;
     let tracer = provider.tracer("server");
     let span = tracer
         .span_builder(names::TELEMETRY_CHECK)

@@ -569,11 +569,13 @@ fn compression(signal: Signal) -> Option<String> {
 }
 
 /// The tracer provider: OTLP/HTTP protobuf exporter → counting → batch processor → bounded queue.
-/// The sampler is the SDK's, so `OTEL_TRACES_SAMPLER(_ARG)` apply (default: parent-based always-on).
+/// The sampler is the SDK's, so `OTEL_TRACES_SAMPLER(_ARG)` apply (default: parent-based always-on),
+/// unless `sample_all` (the check's test span must be sent whatever the sampling).
 pub(crate) fn tracer_provider(
     target: &Target,
     resource: Resource,
     stats: Arc<ExportStats>,
+    sample_all: bool,
 ) -> anyhow::Result<SdkTracerProvider> {
     let builder = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
@@ -598,6 +600,9 @@ pub(crate) fn tracer_provider(
         .with_resource(resource);
     if std::env::var_os("OTEL_SPAN_LINK_COUNT_LIMIT").is_none() {
         provider = provider.with_max_links_per_span(DEFAULT_LINK_LIMIT);
+    }
+    if sample_all {
+        provider = provider.with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOn);
     }
     Ok(provider.build())
 }

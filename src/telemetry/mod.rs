@@ -205,7 +205,7 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
     opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
     let resource = export::resource(config);
     let stats = export::ExportStats::new();
-    let tracer_provider = export::tracer_provider(&traces, resource.clone(), stats.clone())?;
+    let tracer_provider = export::tracer_provider(&traces, resource.clone(), stats.clone(), false)?;
     let meter = match &endpoints.metrics {
         Some(target) => Some(export::meter_provider(target, resource.clone(), stats.clone())?),
         None => None,
