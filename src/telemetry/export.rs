@@ -236,17 +236,17 @@ impl ExportFailure {
         while let Some(cause) = source {
             detail.push_str(": ");
             detail.push_str(&cause.to_string());
-            if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-                if io.kind() == std::io::ErrorKind::ConnectionRefused {
-                    kind = NetworkKind::Refused;
-                }
+            if let Some(io) = cause.downcast_ref::<std::io::Error>()
+                && io.kind() == std::io::ErrorKind::ConnectionRefused
+            {
+                kind = NetworkKind::Refused;
             }
             source = cause.source();
         }
-        if let Some(reqwest) = err.downcast_ref::<reqwest::Error>() {
-            if reqwest.is_timeout() {
-                kind = NetworkKind::Timeout;
-            }
+        if let Some(reqwest) = err.downcast_ref::<reqwest::Error>()
+            && reqwest.is_timeout()
+        {
+            kind = NetworkKind::Timeout;
         }
         let lower = detail.to_ascii_lowercase();
         if kind == NetworkKind::Other {
