@@ -45,7 +45,7 @@ pub struct TelemetryConfig {
     /// `text` for people, `json` for log shippers.
     #[arg(long, env = "SQUIRREL_LOG_FORMAT", default_value = "text", value_enum, global = true)]
     pub log_format: LogFormat,
-    /// Log filter in `RUST_LOG` syntax.
+    /// Log filter: a level, or `target=level` pairs such as `info,squirrel=debug,sqlx=warn`.
     #[arg(long, env = "SQUIRREL_LOG", default_value = "info", global = true)]
     pub log: String,
     /// Axiom API token with ingest rights; sent as `Authorization: Bearer …`. Unset (and no
@@ -71,10 +71,10 @@ pub struct TelemetryConfig {
     /// Full traces URL, used as given. Wins over `OTEL_EXPORTER_OTLP_ENDPOINT`.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", global = true)]
     pub otlp_traces_endpoint: Option<String>,
-    /// Full logs URL, used as given; setting it turns log export on.
+    /// Full logs URL, used as given; setting it turns log export on (when traces are exported).
     #[arg(long, env = "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", global = true)]
     pub otlp_logs_endpoint: Option<String>,
-    /// Full metrics URL, used as given; setting it turns metric export on.
+    /// Full metrics URL, used as given; setting it turns metric export on (when traces are exported).
     #[arg(long, env = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", global = true)]
     pub otlp_metrics_endpoint: Option<String>,
     /// `service.name` of every span, metric and log record.
