@@ -63,6 +63,7 @@ impl App {
                 Auth::new(store.clone(), &config.accounts, &secret_key).context("setting up password-reset mail")?,
             ),
             accounts: Arc::new(config.accounts.clone()),
+            stats: Arc::default(),
             secret_key: Arc::from(secret_key),
         };
         let listener = TcpListener::bind(config.http.addr)

@@ -33,6 +33,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// Cookie flags, the dashboard's origins (CORS) and the public URL (pagination links).
     pub accounts: Arc<AccountsConfig>,
+    /// Background refreshes of the statistics' daily rows.
+    pub stats: Arc<crate::stats::report::Refresher>,
 }
 
 /// A request that takes longer than this is answered 408 and its work dropped, so shutdown can't hang.

@@ -258,22 +258,35 @@ static REFRESH_DAY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 impl Store {
     /// Brings the daily breakdowns of `site_id` for the days in `[start, end)` up to date with the
     /// day's `daily_stats` row: days whose row was computed from other raw rows than the breakdowns
-    /// were (or that have no breakdowns yet) are recomputed, each in its own transaction. Days the
-    /// daily job has not rolled up yet have no breakdowns, as they have no chart bar.
-    pub async fn refresh_daily_breakdowns(&self, site_id: i64, start: i64, end: i64) -> Result<usize, StoreError> {
+    /// were (or that have no breakdowns yet) are recomputed, newest first, each in its own
+    /// transaction, at most `max_days` of them. Returns how many stale days are left. Days the daily
+    /// job has not rolled up yet have no breakdowns, as they have no chart bar.
+    pub async fn refresh_daily_breakdowns(
+        &self,
+        site_id: i64,
+        start: i64,
+        end: i64,
+        max_days: usize,
+    ) -> Result<usize, StoreError> {
         let stale = "SELECT d.day_bucket AS day, d.raw_count AS n, d.raw_max_id AS m FROM daily_stats d \
                      LEFT JOIN daily_breakdown_sources s ON s.site_id = d.site_id AND s.day_bucket = d.day_bucket \
                      WHERE d.site_id = $1 AND d.day_bucket >= $2 AND d.day_bucket < $3 \
-                     AND (s.site_id IS NULL OR s.raw_count <> d.raw_count OR s.raw_max_id <> d.raw_max_id)";
+                     AND (s.site_id IS NULL OR s.raw_count <> d.raw_count OR s.raw_max_id <> d.raw_max_id) \
+                     ORDER BY d.day_bucket DESC";
         let days = traced(
             self.span("SELECT", "daily_stats", stale),
             sqlx::query(stale).bind(site_id).bind(start).bind(end).fetch_all(&self.pool),
         )
         .await?;
-        for row in &days {
+        for row in days.iter().take(max_days) {
             let (day, raw_count, raw_max_id): (i64, i64, i64) =
                 (row.try_get("day")?, row.try_get("n")?, row.try_get("m")?);
             let mut tx = self.pool.begin_with(self.dialect.begin_write_sql()).await?;
+            // Two refreshes of one day (a request and the background task) must not interleave their
+            // DELETE and INSERT: the site's rollup lock serialises them (SQLite: the write lock).
+            if let Some(lock) = self.dialect.lock_site_sql() {
+                traced(self.span("SELECT", "", lock), sqlx::query(lock).bind(site_id).fetch_one(&mut *tx)).await?;
+            }
             let clear = "DELETE FROM daily_breakdowns WHERE site_id = $1 AND day_bucket = $2";
             traced(
                 self.span("DELETE", "daily_breakdowns", clear),
@@ -316,7 +329,7 @@ impl Store {
             .await?;
             tx.commit().await?;
         }
-        Ok(days.len())
+        Ok(days.len().saturating_sub(max_days))
     }
 
     /// A breakdown over the UTC days in `[start, end)` from the daily breakdowns: hits (pageviews or

@@ -12,7 +12,8 @@ use crate::on_both_backends;
 on_both_backends!(
     stats_totals_and_breakdowns_match_the_fixture,
     stats_parameters_are_checked,
-    realtime_counts_the_last_five_minutes
+    realtime_counts_the_last_five_minutes,
+    many_stale_days_are_read_raw_while_the_background_refreshes_them
 );
 
 async fn stats_totals_and_breakdowns_match_the_fixture(backend: Backend) {
@@ -178,4 +179,34 @@ async fn realtime_counts_the_last_five_minutes(backend: Backend) {
     let answer = alice.get(&format!("/api/v1/realtime?site_id={id}")).await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.body, json!({"visitors": 2, "pageviews": 3, "window_seconds": 300}));
+}
+
+async fn many_stale_days_are_read_raw_while_the_background_refreshes_them(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (alice, site, id) = setup(&app).await;
+    let today = Grain::Day.floor(now_ms());
+    let rows: Vec<NewPageview> = (1..=10)
+        .flat_map(|d| {
+            let at = today - d * DAY_MS + HOUR_MS;
+            [pv(&site, at, d), NewPageview { path: "/b".into(), ..pv(&site, at + MIN, d) }]
+        })
+        .collect();
+    app.store.insert_pageviews(&rows).await.unwrap();
+    roll_up(&app, &site, today - 11 * DAY_MS, today + DAY_MS).await;
+    let expected =
+        json!([{"value": "/", "pageviews": 10, "visitors": 10}, {"value": "/b", "pageviews": 10, "visitors": 10}]);
+    let url = format!("/api/v1/stats?site_id={id}&range=last_30_days&breakdown=pages");
+    let first = alice.get(&url).await.body;
+    assert_eq!(first["breakdown"]["results"], expected, "ten stale days: read raw, exactly");
+    assert_eq!(first["totals"]["visits"]["value"], 10);
+    // The background task refreshes the days; wait for it with a deadline, then read the day rows.
+    let (start, end) = (today - 29 * DAY_MS, today + DAY_MS);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while app.store.refresh_daily_breakdowns(site.id, start, end, 0).await.unwrap() > 0 {
+        assert!(std::time::Instant::now() < deadline, "background refresh did not finish");
+        tokio::task::yield_now().await;
+    }
+    let second = alice.get(&url).await.body;
+    assert_eq!(second["breakdown"]["results"], expected, "the day rows agree with the raw rows");
+    assert_eq!(second["totals"]["visits"]["value"], 10);
 }

@@ -66,7 +66,9 @@ async fn stats(
     let site = owned_site(&state.store, &user, query.site_id.as_deref()).await?;
     let now = now_ms();
     let rows = match breakdown {
-        Some(b) => Some(report::breakdown(&state.store, &site, range, tz, b, path, limit, page, now).await?),
+        Some(b) => {
+            Some(report::breakdown(&state.store, &state.stats, &site, range, tz, b, path, limit, page, now).await?)
+        }
         None => None,
     };
     if let (true, Some(rows)) = (csv, &rows) {
@@ -80,7 +82,7 @@ async fn stats(
         }
         return Ok(response);
     }
-    let totals = report::totals(&state.store, &site, range, tz, path, now).await?;
+    let totals = report::totals(&state.store, &state.stats, &site, range, tz, path, now).await?;
     let mut body = json!({ "site_id": site.uuid, "range": range.as_str(), "totals": totals });
     if let Some(rows) = rows {
         let metric = rows.breakdown.metric();
