@@ -122,6 +122,79 @@ impl Dialect {
         }
     }
 
+    /// The non-bot pageviews of `[$2, $3)` of site `$1` as one JSON array of
+    /// `[id, created_at, visitor_id, visitor_id_prev, session_id, path, referrer, referrer_domain]`
+    /// arrays in `(created_at, id)` order (NULL when there are none).
+    pub(super) fn session_members_sql(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => {
+                "SELECT json_group_array(json_array(id, created_at, visitor_id, visitor_id_prev, session_id, path, \
+                 referrer, referrer_domain) ORDER BY created_at, id) FROM pageviews \
+                 WHERE site_id = $1 AND created_at >= $2 AND created_at < $3 AND is_bot = 0"
+            }
+            Dialect::Postgres => {
+                "SELECT CAST(json_agg(json_build_array(id, created_at, visitor_id, visitor_id_prev, session_id, path, \
+                 referrer, referrer_domain) ORDER BY created_at, id) AS TEXT) FROM pageviews \
+                 WHERE site_id = $1 AND created_at >= $2 AND created_at < $3 AND is_bot = 0"
+            }
+        }
+    }
+
+    /// Sets `pageviews.session_id` from a JSON array of `[id, session id]` pairs: the session pass's
+    /// changes for one window, in one statement (see `Store::recompute_sessions`). Pairs, not
+    /// objects: SQLite finds an array element by offset, an object member by comparing keys.
+    pub(super) fn set_session_ids_sql(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => {
+                "UPDATE pageviews SET session_id = j.value ->> 1 FROM jsonb_each($1) AS j \
+                 WHERE pageviews.id = j.value ->> 0"
+            }
+            Dialect::Postgres => {
+                "UPDATE pageviews SET session_id = r.sid \
+                 FROM (SELECT CAST(e ->> 0 AS BIGINT) AS id, CAST(e ->> 1 AS BIGINT) AS sid \
+                 FROM json_array_elements($1::json) AS e) AS r WHERE pageviews.id = r.id"
+            }
+        }
+    }
+
+    /// Inserts or refreshes sessions from a JSON array of session objects, writing only the rows
+    /// that differ, so a rerun over unchanged data writes nothing.
+    pub(super) fn upsert_sessions_sql(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => {
+                "INSERT INTO sessions (id, site_id, visitor_id, started_at, last_seen_at, pageview_count, is_bounce, \
+                 duration_ms, entry_page, exit_page, referrer, referrer_domain) \
+                 SELECT value ->> 'id', value ->> 'site_id', value ->> 'visitor_id', value ->> 'started_at', \
+                 value ->> 'last_seen_at', value ->> 'pageview_count', value ->> 'is_bounce', value ->> 'duration_ms', \
+                 value ->> 'entry_page', value ->> 'exit_page', value ->> 'referrer', value ->> 'referrer_domain' \
+                 FROM jsonb_each($1) WHERE true \
+                 ON CONFLICT (id) DO UPDATE SET visitor_id = excluded.visitor_id, started_at = excluded.started_at, \
+                 last_seen_at = excluded.last_seen_at, pageview_count = excluded.pageview_count, \
+                 is_bounce = excluded.is_bounce, duration_ms = excluded.duration_ms, entry_page = excluded.entry_page, \
+                 exit_page = excluded.exit_page, referrer = excluded.referrer, referrer_domain = excluded.referrer_domain \
+                 WHERE sessions.started_at <> excluded.started_at OR sessions.last_seen_at <> excluded.last_seen_at \
+                 OR sessions.pageview_count <> excluded.pageview_count OR sessions.exit_page <> excluded.exit_page \
+                 OR sessions.entry_page <> excluded.entry_page"
+            }
+            Dialect::Postgres => {
+                "INSERT INTO sessions (id, site_id, visitor_id, started_at, last_seen_at, pageview_count, is_bounce, \
+                 duration_ms, entry_page, exit_page, referrer, referrer_domain) \
+                 SELECT id, site_id, visitor_id, started_at, last_seen_at, pageview_count, is_bounce, duration_ms, \
+                 entry_page, exit_page, referrer, referrer_domain \
+                 FROM json_to_recordset($1::json) AS r(id BIGINT, site_id BIGINT, visitor_id BIGINT, started_at BIGINT, \
+                 last_seen_at BIGINT, pageview_count BIGINT, is_bounce BIGINT, duration_ms BIGINT, entry_page TEXT, \
+                 exit_page TEXT, referrer TEXT, referrer_domain TEXT) \
+                 ON CONFLICT (id) DO UPDATE SET visitor_id = excluded.visitor_id, started_at = excluded.started_at, \
+                 last_seen_at = excluded.last_seen_at, pageview_count = excluded.pageview_count, \
+                 is_bounce = excluded.is_bounce, duration_ms = excluded.duration_ms, entry_page = excluded.entry_page, \
+                 exit_page = excluded.exit_page, referrer = excluded.referrer, referrer_domain = excluded.referrer_domain \
+                 WHERE sessions.started_at <> excluded.started_at OR sessions.last_seen_at <> excluded.last_seen_at \
+                 OR sessions.pageview_count <> excluded.pageview_count OR sessions.exit_page <> excluded.exit_page \
+                 OR sessions.entry_page <> excluded.entry_page"
+            }
+        }
+    }
+
     /// The batched pageview INSERT: one statement taking the whole batch as a JSON array of objects
     /// (see `Store::insert_pageviews`). Each backend unpacks JSON its own way.
     pub(super) fn insert_pageviews_sql(self) -> &'static str {

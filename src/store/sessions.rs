@@ -1,10 +1,12 @@
 //! Sessions: runs of one visitor's non-bot pageviews with no gap longer than 30 minutes.
 //!
-//! Computed in SQL, set-wise, by the hourly recompute of a window `[A, B)` (see `rollups`):
-//! `LAG(created_at)` over each visitor's pageviews marks where a gap exceeds the timeout, a running
-//! `SUM` of those marks numbers the runs, and every pageview of a run gets the id of the run's first
-//! pageview as `session_id`. A session's id *is* its entry pageview's id, so recomputing a window
-//! recreates the same ids and the pageviews of other windows that point at them stay valid.
+//! Computed by the hourly recompute of a window `[A, B)` (see `rollups`) in one pass over the
+//! window's pageviews in time order, as the `(site_id, created_at)` index already returns them: a
+//! hash map holds each visitor's open session, so nothing is sorted. Every pageview of a run gets
+//! the id of the run's first pageview as `session_id`. A session's id *is* its entry pageview's id,
+//! so recomputing a window recreates the same ids and the pageviews of other windows that point at
+//! them stay valid. Only changed `session_id`s and changed sessions are written, each set as one
+//! JSON batch in one statement, so a rerun over unchanged data writes nothing.
 //!
 //! Context the window needs, and why it is enough:
 //! - 30 minutes before `A` (further back for sessions still open then): those pageviews keep the
@@ -13,9 +15,12 @@
 //!   so a late pageview that now bridges two sessions merges them whole.
 //! - Midnight: visitor ids change with the daily salt, so during the first 30 minutes of a UTC day
 //!   ingest also stores the id under yesterday's salt (`visitor_id_prev`). A visitor seen with such a
-//!   link is keyed by yesterday's id for the whole day, so the run continues across midnight. Links
-//!   are followed across one midnight: a session longer than a whole day splits at the second.
+//!   link is keyed by yesterday's id (followed back over every midnight the context spans), so the
+//!   run continues across midnight.
 
+use std::collections::HashMap;
+
+use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -75,66 +80,146 @@ impl Session {
 const BOUNDS: &str = "SELECT MIN(started_at) AS lo, MAX(last_seen_at) AS hi FROM sessions \
      WHERE site_id = $1 AND started_at >= $2 AND started_at < $3 AND last_seen_at >= $4";
 
-/// Assigns `session_id` to the non-bot pageviews in `[A, hi)` that need a new one.
-/// `$1` site, `$2` A, `$3` hi, `$4` lo (context start), `$5..$10` the first 30 minutes of up to three
-/// UTC days, where `visitor_id_prev` links live (three index range scans: SQLite plans an `OR` of
-/// bound ranges as a scan of the whole site).
-const ASSIGN: &str = "WITH links AS (\
-       SELECT visitor_id AS y, MIN(visitor_id_prev) AS x FROM (\
-       SELECT visitor_id, visitor_id_prev FROM pageviews \
-       WHERE site_id = $1 AND created_at >= $5 AND created_at < $6 AND visitor_id_prev IS NOT NULL \
-       UNION ALL SELECT visitor_id, visitor_id_prev FROM pageviews \
-       WHERE site_id = $1 AND created_at >= $7 AND created_at < $8 AND visitor_id_prev IS NOT NULL \
-       UNION ALL SELECT visitor_id, visitor_id_prev FROM pageviews \
-       WHERE site_id = $1 AND created_at >= $9 AND created_at < $10 AND visitor_id_prev IS NOT NULL) AS linked \
-       GROUP BY visitor_id), \
-     keyed AS (\
-       SELECT p.id, p.created_at, p.session_id, COALESCE(l.x, p.visitor_id) AS k \
-       FROM pageviews p LEFT JOIN links l ON l.y = p.visitor_id \
-       WHERE p.site_id = $1 AND p.created_at >= $4 AND p.created_at < $3 AND p.is_bot = 0), \
-     flagged AS (\
-       SELECT id, created_at, session_id, k, \
-       CASE WHEN created_at - LAG(created_at) OVER (PARTITION BY k ORDER BY created_at, id) <= 1800000 \
-       THEN 0 ELSE 1 END AS brk FROM keyed), \
-     grouped AS (\
-       SELECT id, created_at, session_id, k, \
-       SUM(brk) OVER (PARTITION BY k ORDER BY created_at, id ROWS UNBOUNDED PRECEDING) AS g FROM flagged), \
-     assigned AS (\
-       SELECT id, created_at, \
-       FIRST_VALUE(CASE WHEN created_at < $2 THEN COALESCE(session_id, id) ELSE id END) \
-       OVER (PARTITION BY k, g ORDER BY created_at, id) AS sid FROM grouped) \
-     UPDATE pageviews SET session_id = assigned.sid FROM assigned \
-     WHERE pageviews.site_id = $1 AND pageviews.created_at >= $2 AND pageviews.created_at < $3 \
-     AND pageviews.id = assigned.id AND assigned.created_at >= $2 \
-     AND (pageviews.session_id IS NULL OR pageviews.session_id <> assigned.sid)";
+/// Entry pageviews that lie before the context (a context pageview's stored `session_id`).
+/// `$1` site, `$2` the id.
+const ENTRY: &str = "SELECT visitor_id, path, referrer, referrer_domain FROM pageviews WHERE site_id = $1 AND id = $2";
 
 /// Sessions begun in `[A, hi)` whose entry pageview no longer starts a session (merged away).
 const DELETE_MERGED: &str = "DELETE FROM sessions WHERE site_id = $1 AND started_at >= $2 AND started_at < $3 \
      AND id NOT IN (SELECT id FROM pageviews WHERE site_id = $1 AND created_at >= $2 AND created_at < $3 \
      AND session_id = id)";
 
-/// Recomputes every session with a pageview in `[A, hi)` from its pageviews.
-/// `$1` site, `$2` A, `$3` hi, `$4` lo.
-const UPSERT: &str = "WITH member AS (\
-       SELECT session_id AS sid, id, created_at, path FROM pageviews \
-       WHERE site_id = $1 AND created_at >= $4 AND created_at < $3 AND is_bot = 0 AND session_id IS NOT NULL), \
-     ranked AS (\
-       SELECT sid, path, COUNT(*) OVER whole AS n, MIN(created_at) OVER whole AS first_at, \
-       MAX(created_at) OVER whole AS last_at, ROW_NUMBER() OVER latest AS rn FROM member \
-       WINDOW latest AS (PARTITION BY sid ORDER BY created_at DESC, id DESC), \
-       whole AS (latest ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)) \
-     INSERT INTO sessions (id, site_id, visitor_id, started_at, last_seen_at, pageview_count, is_bounce, \
-       duration_ms, entry_page, exit_page, referrer, referrer_domain) \
-     SELECT r.sid, e.site_id, e.visitor_id, r.first_at, r.last_at, r.n, CASE WHEN r.n = 1 THEN 1 ELSE 0 END, \
-       r.last_at - r.first_at, e.path, r.path, e.referrer, e.referrer_domain \
-     FROM ranked r JOIN pageviews e ON e.id = r.sid WHERE r.rn = 1 AND r.last_at >= $2 \
-     ON CONFLICT (id) DO UPDATE SET visitor_id = excluded.visitor_id, started_at = excluded.started_at, \
-       last_seen_at = excluded.last_seen_at, pageview_count = excluded.pageview_count, \
-       is_bounce = excluded.is_bounce, duration_ms = excluded.duration_ms, entry_page = excluded.entry_page, \
-       exit_page = excluded.exit_page, referrer = excluded.referrer, referrer_domain = excluded.referrer_domain \
-     WHERE sessions.started_at <> excluded.started_at OR sessions.last_seen_at <> excluded.last_seen_at \
-       OR sessions.pageview_count <> excluded.pageview_count OR sessions.exit_page <> excluded.exit_page \
-       OR sessions.entry_page <> excluded.entry_page";
+/// One pageview as the session pass reads it: a JSON array in the order of
+/// `Dialect::session_members_sql`.
+#[derive(serde::Deserialize)]
+struct Member {
+    id: i64,
+    created_at: i64,
+    visitor_id: i64,
+    visitor_id_prev: Option<i64>,
+    session_id: Option<i64>,
+    path: String,
+    referrer: String,
+    referrer_domain: String,
+}
+
+/// A changed `pageviews.session_id`: `[pageview id, session id]` in JSON.
+#[derive(Serialize)]
+struct SessionIdChange(i64, i64);
+
+/// A session as written (the JSON object `Dialect::upsert_sessions_sql` reads).
+#[derive(Serialize, Default)]
+struct SessionRow {
+    id: i64,
+    site_id: i64,
+    visitor_id: i64,
+    started_at: i64,
+    last_seen_at: i64,
+    pageview_count: i64,
+    is_bounce: i64,
+    duration_ms: i64,
+    entry_page: String,
+    exit_page: String,
+    referrer: String,
+    referrer_domain: String,
+    /// Whether the entry pageview was among the members (otherwise it is read by id).
+    #[serde(skip)]
+    has_entry: bool,
+    /// Whether a pageview joined or left it in this pass (a session none of whose pageviews
+    /// changed is what the window's last recompute stored).
+    #[serde(skip)]
+    dirty: bool,
+}
+
+/// What the pass over one window's context decided.
+#[derive(Default)]
+struct SessionPass {
+    changes: Vec<SessionIdChange>,
+    /// By session id, in order of first appearance.
+    sessions: Vec<SessionRow>,
+}
+
+/// Builds the sessions of `members` (non-bot pageviews of `[lo, hi)` in `(created_at, id)` order)
+/// for the window starting at `start`. Pageviews before `start` keep their stored `session_id`;
+/// a run whose first pageview is before `start` continues under that pageview's session.
+fn build_sessions(site_id: i64, start: i64, members: Vec<Member>) -> SessionPass {
+    // visitor id → the id under the previous day's salt (from the first 30 minutes of a day).
+    let mut links: HashMap<i64, i64> = HashMap::new();
+    for member in &members {
+        if let Some(prev) = member.visitor_id_prev {
+            links.entry(member.visitor_id).and_modify(|p| *p = (*p).min(prev)).or_insert(prev);
+        }
+    }
+    let key_of = |mut visitor: i64| {
+        // A chain is one link per midnight in the context (two or three); the bound only guards
+        // against a cycle, which only a hash collision could make.
+        for _ in 0..8 {
+            match links.get(&visitor) {
+                Some(&prev) if prev != visitor => visitor = prev,
+                _ => break,
+            }
+        }
+        visitor
+    };
+    // key → (session id of its open run, last pageview time)
+    let mut open: HashMap<i64, (i64, i64)> = HashMap::new();
+    let mut index: HashMap<i64, usize> = HashMap::new();
+    let mut pass = SessionPass::default();
+    for member in members {
+        let key = key_of(member.visitor_id);
+        let run = match open.get_mut(&key) {
+            Some((sid, last)) if member.created_at - *last <= SESSION_TIMEOUT_MS => {
+                *last = member.created_at;
+                *sid
+            }
+            _ => {
+                let sid = if member.created_at < start { member.session_id.unwrap_or(member.id) } else { member.id };
+                open.insert(key, (sid, member.created_at));
+                sid
+            }
+        };
+        // The session this pageview counts in: its stored one before the window, the run's inside.
+        let mut changed = false;
+        let counted = if member.created_at < start {
+            match member.session_id {
+                Some(stored) => stored,
+                None => continue,
+            }
+        } else {
+            if member.session_id != Some(run) {
+                pass.changes.push(SessionIdChange(member.id, run));
+                changed = true;
+            }
+            run
+        };
+        let at = *index.entry(counted).or_insert_with(|| {
+            pass.sessions.push(SessionRow {
+                id: counted,
+                site_id,
+                started_at: member.created_at,
+                ..SessionRow::default()
+            });
+            pass.sessions.len() - 1
+        });
+        let session = &mut pass.sessions[at];
+        session.dirty |= changed;
+        session.pageview_count += 1;
+        session.last_seen_at = member.created_at;
+        if member.id == counted {
+            session.has_entry = true;
+            session.visitor_id = member.visitor_id;
+            session.entry_page.clone_from(&member.path);
+            session.referrer = member.referrer;
+            session.referrer_domain = member.referrer_domain;
+        }
+        session.exit_page = member.path;
+    }
+    for session in &mut pass.sessions {
+        session.is_bounce = i64::from(session.pageview_count == 1);
+        session.duration_ms = session.last_seen_at - session.started_at;
+    }
+    pass
+}
 
 impl Store {
     /// Recomputes the sessions touching `[start, end)` inside `tx` (see the module doc).
@@ -159,24 +244,54 @@ impl Store {
         let open_until: Option<i64> = bounds.try_get("hi")?;
         let lo = open_from.map_or(start - SESSION_TIMEOUT_MS, |lo| lo.min(start - SESSION_TIMEOUT_MS));
         let hi = open_until.map_or(end, |hi| (hi + 1).max(end));
-        let first_day = lo - lo.rem_euclid(DAY_MS);
-        let last_day = (hi - 1) - (hi - 1).rem_euclid(DAY_MS);
-        let days = [first_day, first_day + DAY_MS, last_day];
-        let mut assign = sqlx::query(ASSIGN).bind(site_id).bind(start).bind(hi).bind(lo);
-        for day in days {
-            assign = assign.bind(day).bind(day + SESSION_TIMEOUT_MS);
+        // The whole context travels as one JSON array in one value: per-row transfer through the
+        // driver costs several times what SQLite spends reading the row.
+        let sql = self.dialect.session_members_sql();
+        let members: Option<String> = traced(
+            self.span("SELECT", "pageviews", sql),
+            sqlx::query_scalar(sql).bind(site_id).bind(lo).bind(hi).fetch_one(&mut **tx),
+        )
+        .await?;
+        let members: Vec<Member> = match members {
+            Some(json) => {
+                serde_json::from_str(&json).map_err(|err| StoreError::Database(sqlx::Error::Decode(err.into())))?
+            }
+            None => Vec::new(),
+        };
+        let mut pass = build_sessions(site_id, start, members);
+        // A session none of whose pageviews changed session is as stored: skip it.
+        pass.sessions.retain(|session| session.dirty && session.last_seen_at >= start);
+        for session in pass.sessions.iter_mut().filter(|session| !session.has_entry) {
+            let entry = traced(
+                self.span("SELECT", "pageviews", ENTRY),
+                sqlx::query(ENTRY).bind(site_id).bind(session.id).fetch_optional(&mut **tx),
+            )
+            .await?;
+            if let Some(entry) = entry {
+                session.has_entry = true;
+                session.visitor_id = entry.try_get("visitor_id")?;
+                session.entry_page = entry.try_get("path")?;
+                session.referrer = entry.try_get("referrer")?;
+                session.referrer_domain = entry.try_get("referrer_domain")?;
+            }
         }
-        traced(self.span("UPDATE", "pageviews", ASSIGN), assign.execute(&mut **tx)).await?;
+        // A session whose entry pageview is gone (pruned) keeps the row it has.
+        pass.sessions.retain(|session| session.has_entry);
+        if !pass.changes.is_empty() {
+            let sql = self.dialect.set_session_ids_sql();
+            let batch = to_json(&pass.changes)?;
+            traced(self.span("UPDATE", "pageviews", sql), sqlx::query(sql).bind(batch).execute(&mut **tx)).await?;
+        }
         traced(
             self.span("DELETE", "sessions", DELETE_MERGED),
             sqlx::query(DELETE_MERGED).bind(site_id).bind(start).bind(hi).execute(&mut **tx),
         )
         .await?;
-        traced(
-            self.span("INSERT", "sessions", UPSERT),
-            sqlx::query(UPSERT).bind(site_id).bind(start).bind(hi).bind(lo).execute(&mut **tx),
-        )
-        .await?;
+        if !pass.sessions.is_empty() {
+            let sql = self.dialect.upsert_sessions_sql();
+            let batch = to_json(&pass.sessions)?;
+            traced(self.span("INSERT", "sessions", sql), sqlx::query(sql).bind(batch).execute(&mut **tx)).await?;
+        }
         Ok(())
     }
 
@@ -202,13 +317,88 @@ impl Store {
     }
 }
 
+fn to_json<T: Serialize>(rows: &[T]) -> Result<String, StoreError> {
+    serde_json::to_string(rows).map_err(|err| StoreError::Database(sqlx::Error::Encode(Box::new(err))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn the_sql_timeout_is_the_ingest_timeout() {
+    fn the_timeout_is_the_ingest_timeout() {
         assert_eq!(SESSION_TIMEOUT_MS, crate::ingest::visitor::SESSION_TIMEOUT_MS);
-        assert!(ASSIGN.contains(&format!("<= {SESSION_TIMEOUT_MS} ")));
+    }
+
+    const MIN: i64 = 60_000;
+
+    fn member(id: i64, at: i64, visitor: i64, path: &str) -> Member {
+        Member {
+            id,
+            created_at: at,
+            visitor_id: visitor,
+            visitor_id_prev: None,
+            session_id: None,
+            path: path.into(),
+            referrer: format!("ref{id}"),
+            referrer_domain: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_gap_longer_than_the_timeout_starts_a_new_session() {
+        let members = vec![
+            member(1, 0, 7, "/a"),
+            member(2, 10 * MIN, 8, "/x"),
+            member(3, 30 * MIN, 7, "/b"),
+            member(4, 61 * MIN, 7, "/c"),
+        ];
+        let pass = build_sessions(1, 0, members);
+        let sids: Vec<(i64, i64)> = pass.changes.iter().map(|c| (c.0, c.1)).collect();
+        assert_eq!(sids, vec![(1, 1), (2, 2), (3, 1), (4, 4)]);
+        let first = &pass.sessions[0];
+        assert_eq!((first.id, first.pageview_count, first.duration_ms), (1, 2, 30 * MIN));
+        assert_eq!(
+            (first.entry_page.as_str(), first.exit_page.as_str(), first.referrer.as_str()),
+            ("/a", "/b", "ref1")
+        );
+        assert_eq!(first.is_bounce, 0);
+        assert_eq!(pass.sessions.iter().map(|s| (s.id, s.is_bounce)).collect::<Vec<_>>(), vec![(1, 0), (2, 1), (4, 1)]);
+    }
+
+    #[test]
+    fn a_run_begun_before_the_window_continues_under_its_stored_session() {
+        let start = 100 * MIN;
+        let mut before = member(5, start - 10 * MIN, 7, "/a");
+        before.session_id = Some(3);
+        let members = vec![before, member(9, start + 5 * MIN, 7, "/b")];
+        let pass = build_sessions(1, start, members);
+        assert_eq!(pass.changes.iter().map(|c| (c.0, c.1)).collect::<Vec<_>>(), vec![(9, 3)]);
+        assert_eq!(pass.sessions.len(), 1);
+        // Session 3's entry pageview lies before the context: read by id later.
+        assert!(!pass.sessions[0].has_entry);
+        assert_eq!((pass.sessions[0].pageview_count, pass.sessions[0].exit_page.as_str()), (2, "/b"));
+    }
+
+    #[test]
+    fn unchanged_pageviews_are_not_rewritten() {
+        let mut a = member(1, 0, 7, "/a");
+        a.session_id = Some(1);
+        let mut b = member(2, MIN, 7, "/b");
+        b.session_id = Some(1);
+        assert!(build_sessions(1, 0, vec![a, b]).changes.is_empty());
+    }
+
+    #[test]
+    fn the_link_under_yesterdays_salt_carries_a_session_over_midnight() {
+        let midnight = DAY_MS;
+        let mut after = member(2, midnight + 5 * MIN, 70, "/b");
+        after.visitor_id_prev = Some(7);
+        // Later the same day the link is no longer stored, but the visitor is still keyed by it.
+        let later = member(3, midnight + 34 * MIN, 70, "/c");
+        let pass = build_sessions(1, 0, vec![member(1, midnight - 10 * MIN, 7, "/a"), after, later]);
+        assert_eq!(pass.changes.iter().map(|c| (c.0, c.1)).collect::<Vec<_>>(), vec![(1, 1), (2, 1), (3, 1)]);
+        assert_eq!(pass.sessions.len(), 1);
+        assert_eq!(pass.sessions[0].visitor_id, 7);
     }
 }
