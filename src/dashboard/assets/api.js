@@ -28,6 +28,9 @@ export async function api(method, path, body) {
     // A proxy's HTML error page, or an empty body: keep the status as the message.
   }
   if (!response.ok) {
+    // A 401 on these means wrong credentials or "signed out", which their pages handle themselves.
+    const expected401 = ["auth/login", "auth/signup", "auth/user", "auth/reset-password"].includes(path);
+    if (response.status === 401 && !expected401) window.dispatchEvent(new Event("squirrel:unauthenticated"));
     const message = (data && data.error) || `The server answered ${response.status} ${response.statusText}`.trim();
     throw new ApiError(response.status, message);
   }

@@ -17,13 +17,31 @@ const ROUTES = [
   { pattern: /^\/settings$/, page: settingsPage, auth: "user" },
 ];
 
+// Whether this browser was signed in when last seen. The session cookie is HttpOnly, so without
+// this hint every stranger's first visit would ask the server who they are and get a 401.
+const SIGNED_IN_HINT = "squirrel.signedIn";
+
 const session = {
   user: undefined,
   setUser(user) {
     session.user = user;
+    try {
+      if (user) localStorage.setItem(SIGNED_IN_HINT, "1");
+      else localStorage.removeItem(SIGNED_IN_HINT);
+    } catch {
+      // Storage disabled: the hint is only an optimisation.
+    }
     renderNav();
   },
 };
+
+function probablySignedIn() {
+  try {
+    return localStorage.getItem(SIGNED_IN_HINT) === "1";
+  } catch {
+    return true;
+  }
+}
 
 // Work a page started (timers, pending loads) that must stop when the viewer leaves it.
 let cleanups = [];
@@ -40,7 +58,7 @@ async function render() {
   if (session.user === undefined) {
     main.replaceChildren(loading());
     try {
-      session.setUser(await currentUser());
+      session.setUser(probablySignedIn() ? await currentUser() : null);
     } catch (error) {
       main.replaceChildren(errorBox(error, () => render()));
       return;
@@ -127,6 +145,13 @@ document.addEventListener("click", (event) => {
   if (!ROUTES.some((r) => r.pattern.test(path))) return;
   event.preventDefault();
   navigate(url.pathname + url.search);
+});
+
+// A 401 from any call means the session ended (logged out elsewhere, expired, password reset).
+window.addEventListener("squirrel:unauthenticated", () => {
+  if (!session.user) return;
+  session.setUser(null);
+  navigate(`/login?next=${encodeURIComponent(location.pathname + location.search)}`, { replace: true });
 });
 
 window.addEventListener("popstate", () => render());

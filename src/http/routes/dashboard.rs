@@ -43,8 +43,11 @@ async fn asset(Path((version, name)): Path<(String, String)>, headers: HeaderMap
     };
     // The version is a hash of every asset, so it and the name make a strong validator.
     let etag = format!("\"{}-{}\"", dashboard::version(), asset.name);
-    let mut response =
-        if matches_etag(&headers, &etag) { StatusCode::NOT_MODIFIED.into_response() } else { asset.body.into_response() };
+    let mut response = if matches_etag(&headers, &etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        asset.body.into_response()
+    };
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
