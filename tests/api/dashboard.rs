@@ -21,7 +21,9 @@ use crate::auth::{link_params, mailpace, next_mail};
 use crate::chart::roll_up;
 use crate::helpers::*;
 
-const WAIT: Duration = Duration::from_secs(20);
+/// How long a page may take to show something: generous, as CI runs the browser tests beside the
+/// rest of the suite on two cores. A deadline, not a sleep.
+const WAIT: Duration = Duration::from_secs(60);
 
 /// chromedriver on a loopback port of its own, a Chromium session with a fresh profile, and the
 /// browser's console log.
@@ -150,14 +152,15 @@ impl Browser {
     /// Saves a screenshot of the viewport at `width` x the page's full height.
     async fn screenshot(&self, name: &str, width: u32) {
         self.client.set_window_size(width, 900).await.unwrap();
-        let height = self.client.execute("return document.documentElement.scrollHeight", vec![]).await.unwrap();
-        let height = height.as_u64().unwrap_or(900).clamp(600, 4000) as u32;
+        // The window's height includes the browser's own frame: add it, so the viewport fits the page.
+        let script = "return document.documentElement.scrollHeight + window.outerHeight - window.innerHeight";
+        let height = self.client.execute(script, vec![]).await.unwrap();
+        let height = height.as_u64().unwrap_or(900).clamp(600, 5000) as u32;
         self.client.set_window_size(width, height).await.unwrap();
-        // Layout after the resize (the chart redraws to its new width) before the picture.
-        self.client
-            .execute_async("requestAnimationFrame(() => requestAnimationFrame(arguments[0]))", vec![])
-            .await
-            .unwrap();
+        // From the top, without a focus ring, and after the layout of the new size (the chart redraws).
+        let settle = "document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0); \
+                      requestAnimationFrame(() => requestAnimationFrame(arguments[0]))";
+        self.client.execute_async(settle, vec![]).await.unwrap();
         let png = self.client.screenshot().await.expect("screenshot");
         let dir = screenshot_dir();
         std::fs::create_dir_all(&dir).unwrap();

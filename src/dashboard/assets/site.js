@@ -138,7 +138,7 @@ export async function sitePage(main, context) {
     h("div", { class: "snippet-row" }, h("pre", { class: "snippet" }, h("code", { text: snippetText })), copyButton(() => snippetText)),
   );
 
-  main.append(
+  const sections = [
     h(
       "div",
       { class: "site-head" },
@@ -157,7 +157,8 @@ export async function sitePage(main, context) {
     chartCard,
     panels,
     site.pageview_count ? snippet : null,
-  );
+  ];
+  main.append(...sections.filter(Boolean));
 
   let disposeChart = () => {};
   context.onCleanup(() => disposeChart());
