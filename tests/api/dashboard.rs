@@ -446,6 +446,11 @@ async fn a_new_user_adds_a_site_and_sees_exactly_the_pageviews_sent() {
     browser
         .until("the hourly chart again", r#"return document.querySelectorAll(".chart-table tbody tr").length === 24"#)
         .await;
+    breakdown_rows(&browser, "Sources", "referrers").await;
+    breakdown_rows(&browser, "Devices", "browsers").await;
+    let leftovers =
+        browser.client.execute("return document.querySelectorAll('main .state, main .alert').length", vec![]);
+    assert_eq!(leftovers.await.unwrap(), 0, "no loading or error state is left once everything has loaded");
     browser.screenshot("site", 1280).await;
     browser.screenshot("site-375px", 375).await;
     browser.assert_clean_console("the site page").await;
@@ -671,4 +676,37 @@ async fn pages_assets_and_unknown_paths_answer_with_the_right_types_and_caching(
     assert_eq!(get("/script.js", None).await.unwrap().status(), 200);
     let post = app.http.post(format!("{}/login", app.base)).send().await.unwrap();
     assert_eq!(post.status(), 405);
+}
+
+/// The console check above would see a page break the Content-Security-Policy: a page on loopback
+/// with an inline script and an inline style under the dashboard's policy logs both violations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_check_sees_csp_violations() {
+    let page = axum::Router::new().route(
+        "/",
+        axum::routing::get(|| async {
+            (
+                [
+                    ("content-type", "text/html; charset=utf-8"),
+                    ("content-security-policy", squirrel::http::routes::dashboard::CONTENT_SECURITY_POLICY),
+                ],
+                r#"<!doctype html><title>x</title><p style="color: red">inline</p><script>document.title = "ran"</script>"#,
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, page).await.unwrap() });
+    let browser = Browser::start("UTC").await;
+    browser.goto(&format!("http://{addr}/")).await;
+    browser.find("p").await;
+    assert_eq!(
+        browser.client.execute("return document.title", vec![]).await.unwrap(),
+        "x",
+        "the inline script is blocked"
+    );
+    let problems = browser.console_problems().await;
+    let csp = |what: &str| problems.iter().any(|m| m.contains("Content Security Policy") && m.contains(what));
+    assert!(csp("script") && csp("style"), "{problems:?}");
+    browser.quit().await;
 }
