@@ -359,6 +359,21 @@ async fn a_new_user_adds_a_site_and_sees_exactly_the_pageviews_sent() {
     let visitors_per_row: Vec<(String, i64)> =
         table.iter().map(|r| (r[0].as_str().unwrap().to_string(), r[1].as_i64().unwrap())).collect();
     assert_eq!(points, visitors_per_row, "the SVG draws the same visitors as the table");
+    // The chart reads point by point from the keyboard, and keeps the focus while doing so.
+    let right = char::from(fantoccini::key::Key::Right).to_string();
+    let svg = browser.find("svg.chart").await;
+    svg.send_keys(&right).await.unwrap();
+    svg.send_keys(&right).await.unwrap();
+    let tooltip = browser
+        .until(
+            "the tooltip of the second hour",
+            r#"const t = document.querySelector(".chart-tooltip"); return !t.hidden && document.activeElement.matches("svg.chart") && t.innerText;"#,
+        )
+        .await;
+    let second = browser
+        .client
+        .execute("return document.querySelector('.chart-table tbody tr:nth-child(2) th').innerText", vec![]);
+    assert!(tooltip.as_str().unwrap().starts_with(second.await.unwrap().as_str().unwrap()), "{tooltip}");
 
     // Breakdowns, as shown.
     assert_eq!(

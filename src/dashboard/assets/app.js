@@ -58,7 +58,9 @@ async function render() {
   if (session.user === undefined) {
     main.replaceChildren(loading());
     try {
-      session.setUser(probablySignedIn() ? await currentUser() : null);
+      // Pages that need an account always ask; public pages only when this browser was signed in.
+      const ask = probablySignedIn() || (route && route.auth === "user");
+      session.setUser(ask ? await currentUser() : null);
     } catch (error) {
       main.replaceChildren(errorBox(error, () => render()));
       return;

@@ -62,13 +62,21 @@ export function renderChart(container, data, { metric, compare }) {
   container.dataset.totalPageviews = String(total);
 
   let active = -1;
+  let drawn = null;
   const draw = () => {
     const width = Math.max(280, Math.floor(figure.clientWidth || 640));
-    figure.replaceChildren(drawSvg(width, current, previous, metric, label, active, setActive));
+    drawn = drawSvg(width, current, previous, metric, label, {
+      point: (index) => setActive(index),
+      step: (delta) => setActive(active < 0 ? (delta > 0 ? 0 : current.length - 1) : Math.min(current.length - 1, Math.max(0, active + delta))),
+    });
+    figure.replaceChildren(drawn.root);
+    if (active >= 0) drawn.highlight(active);
   };
+  // Highlights a point in place (the SVG is not redrawn, so keyboard focus stays on it).
   function setActive(index) {
+    if (index === active) return;
     active = index;
-    draw();
+    drawn.highlight(index);
     if (index < 0) {
       tooltip.hidden = true;
       return;
@@ -84,8 +92,7 @@ export function renderChart(container, data, { metric, compare }) {
     tooltip.hidden = false;
     const width = figure.clientWidth || 640;
     const x = xAt(index, current.length, width);
-    const left = Math.min(Math.max(x - 90, 0), Math.max(width - 190, 0));
-    tooltip.style.left = `${left}px`;
+    tooltip.style.left = `${Math.min(Math.max(x - 95, 0), Math.max(width - 190, 0))}px`;
   }
   draw();
   if (typeof ResizeObserver === "function") {
@@ -107,7 +114,9 @@ function xAt(index, count, width) {
   return count <= 1 ? PAD.left + inner / 2 : PAD.left + (inner * index) / (count - 1);
 }
 
-function drawSvg(width, current, previous, metric, label, active, setActive) {
+// The SVG of one width; `on.point(i)` when the pointer is over bucket i (-1: left the chart),
+// `on.step(±1)` for the arrow keys. Returns the element and a function that highlights a bucket.
+function drawSvg(width, current, previous, metric, label, on) {
   const values = current.map((b) => b[metric]);
   const previousValues = previous ? previous.map((b) => b[metric]) : [];
   const top = niceMax(Math.max(1, ...values, ...previousValues));
@@ -115,6 +124,7 @@ function drawSvg(width, current, previous, metric, label, active, setActive) {
   const y = (v) => PAD.top + innerHeight - (innerHeight * v) / top;
   const x = (i) => xAt(i, current.length, width);
   const sum = values.reduce((a, b) => a + b, 0);
+  const unit = current.length === 24 ? "hours" : "days";
 
   const root = svg("svg", {
     class: "chart",
@@ -123,7 +133,7 @@ function drawSvg(width, current, previous, metric, label, active, setActive) {
     viewBox: `0 0 ${width} ${HEIGHT}`,
     role: "img",
     tabindex: "0",
-    "aria-label": `${label} chart: ${formatNumber(sum)} in ${current.length} ${current.length === 24 ? "hours" : "days"}. Use the left and right arrow keys to read each point.`,
+    "aria-label": `${label} chart: ${formatNumber(sum)} over ${current.length} ${unit}. The left and right arrow keys read each point.`,
     "data-metric": metric,
   });
 
@@ -147,59 +157,53 @@ function drawSvg(width, current, previous, metric, label, active, setActive) {
   }
   const line = values.map((v, i) => `${i ? "L" : "M"}${x(i).toFixed(1)},${y(v).toFixed(1)}`).join("");
   const base = y(0).toFixed(1);
+  const cursor = svg("line", { class: "cursor", x1: 0, x2: 0, y1: PAD.top, y2: PAD.top + innerHeight, visibility: "hidden" });
   root.append(
     svg("path", { class: "area", d: `${line}L${x(values.length - 1).toFixed(1)},${base}L${x(0).toFixed(1)},${base}Z` }),
     svg("path", { class: "line current", d: line }),
+    cursor,
   );
-  values.forEach((v, i) => {
-    root.append(
-      svg("circle", {
-        class: i === active ? "point active" : "point",
-        cx: x(i),
-        cy: y(v),
-        r: i === active ? 5 : current.length > 31 ? 0 : 3,
-        "data-bucket": current[i].key,
-        "data-value": v,
-      }),
-    );
-  });
-  if (active >= 0) {
-    root.append(svg("line", { class: "cursor", x1: x(active), x2: x(active), y1: PAD.top, y2: PAD.top + innerHeight }));
-  }
+  const radius = current.length > 31 ? 0 : 3;
+  const points = values.map((v, i) => svg("circle", { class: "point", cx: x(i), cy: y(v), r: radius, "data-bucket": current[i].key, "data-value": v }));
+  root.append(...points);
 
   const step = current.length > 1 ? (width - PAD.left - PAD.right) / (current.length - 1) : width;
   const hit = svg("rect", { class: "hit", x: 0, y: 0, width, height: HEIGHT });
-  const indexAt = (clientX) => {
-    const box = root.getBoundingClientRect();
-    const i = Math.round((clientX - box.left - PAD.left) / step);
-    return Math.min(current.length - 1, Math.max(0, i));
-  };
   hit.addEventListener("pointermove", (event) => {
-    const i = indexAt(event.clientX);
-    if (i !== active) setActive(i);
+    const box = root.getBoundingClientRect();
+    const i = Math.round((event.clientX - box.left - PAD.left) / step);
+    on.point(Math.min(current.length - 1, Math.max(0, i)));
   });
-  hit.addEventListener("pointerleave", () => setActive(-1));
+  hit.addEventListener("pointerleave", () => on.point(-1));
   root.append(hit);
   root.addEventListener("keydown", (event) => {
     if (event.key === "ArrowRight" || event.key === "ArrowLeft") {
       event.preventDefault();
-      const delta = event.key === "ArrowRight" ? 1 : -1;
-      const next = active < 0 ? (delta > 0 ? 0 : current.length - 1) : Math.min(current.length - 1, Math.max(0, active + delta));
-      setActive(next);
-      requestAnimationFrame(() => document.querySelector("svg.chart")?.focus());
+      on.step(event.key === "ArrowRight" ? 1 : -1);
     } else if (event.key === "Escape") {
-      setActive(-1);
+      on.point(-1);
     }
   });
-  root.addEventListener("blur", () => {
-    // Redraws replace the element, which blurs it; only a real focus change hides the tooltip.
-    setTimeout(() => {
-      if (!document.activeElement || !document.activeElement.matches("svg.chart")) {
-        if (active >= 0) setActive(-1);
-      }
-    }, 0);
-  });
-  return root;
+  root.addEventListener("blur", () => on.point(-1));
+
+  let highlighted = -1;
+  const highlight = (index) => {
+    if (highlighted >= 0) {
+      points[highlighted].setAttribute("class", "point");
+      points[highlighted].setAttribute("r", radius);
+    }
+    highlighted = index;
+    if (index < 0) {
+      cursor.setAttribute("visibility", "hidden");
+      return;
+    }
+    points[index].setAttribute("class", "point active");
+    points[index].setAttribute("r", 5);
+    cursor.setAttribute("x1", x(index));
+    cursor.setAttribute("x2", x(index));
+    cursor.setAttribute("visibility", "visible");
+  };
+  return { root, highlight };
 }
 
 function dataTable(current, previous) {

@@ -213,7 +213,7 @@ export function resetPasswordPage(main, context) {
 
 export async function sitesPage(main, context) {
   setTitle("Sites");
-  const list = h("div", { class: "site-list", "aria-live": "polite", "aria-busy": "true" }, loading("Loading your sites…"));
+  const list = h("div", { class: "site-list", "aria-busy": "true" }, loading("Loading your sites…"));
   const createError = h("div", { class: "form-error", role: "alert" });
   const createButton = h("button", { type: "submit", class: "button", text: "Add site", disabled: true });
   const nameInput = h("input", { id: "new-site-name", name: "name", type: "text", maxlength: 255, placeholder: "My blog", autocomplete: "off" });
@@ -362,7 +362,7 @@ function emptySites() {
 
 export async function settingsPage(main, context) {
   setTitle("Settings");
-  const tokens = h("div", { "aria-live": "polite" }, loading("Loading API tokens…"));
+  const tokens = h("div", {}, loading("Loading API tokens…"));
   const created = h("div", { class: "token-created" });
   const error = h("div", { class: "form-error", role: "alert" });
   const nameInput = h("input", { id: "token-name", name: "name", type: "text", maxlength: 100, placeholder: "Weekly report script", autocomplete: "off", required: true });

@@ -158,7 +158,7 @@ export async function sitePage(main, context) {
     panels,
     site.pageview_count ? snippet : null,
   ];
-  main.append(...sections.filter(Boolean));
+  main.replaceChildren(...sections.filter(Boolean));
 
   let disposeChart = () => {};
   context.onCleanup(() => disposeChart());
