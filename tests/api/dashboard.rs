@@ -588,6 +588,9 @@ async fn login_rename_delete_tokens_logout_and_password_reset_work_in_the_browse
     assert_eq!(alice.get("/api/v1/sites").await.status, 200, "only the browser's session ended");
     browser.goto(&format!("{}/dashboard", app.base)).await;
     browser.path_becomes("/login").await;
+    // Asking the server who is signed in is the only failed request there.
+    let problems = browser.console_problems().await;
+    assert!(problems.iter().all(|m| m.contains("/auth/user") && m.contains("status of 401")), "{problems:?}");
 
     // Password reset through the pages: the mailed link's path is a dashboard page.
     browser.click("a[href='/forgot-password']").await;
