@@ -47,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::health::router())
         .merge(routes::script::router())
         .merge(routes::api(&state.accounts.frontend_url))
+        .merge(routes::dashboard::router())
         .with_state(state)
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         // Outermost, so timeouts (408) are recorded too; a `Router::layer`, so the route template is known.

@@ -217,7 +217,7 @@ async fn imported_django_hashes_log_in_and_are_upgraded_to_argon2id(backend: Bac
 }
 
 /// A stand-in for MailPace's send endpoint: hands every request to the test, answers `status`.
-async fn mailpace(status: u16) -> (String, mpsc::UnboundedReceiver<(axum::http::HeaderMap, Value)>) {
+pub(crate) async fn mailpace(status: u16) -> (String, mpsc::UnboundedReceiver<(axum::http::HeaderMap, Value)>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let router = axum::Router::new().route(
         "/api/v1/send",
@@ -235,12 +235,14 @@ async fn mailpace(status: u16) -> (String, mpsc::UnboundedReceiver<(axum::http::
     (url, rx)
 }
 
-async fn next_mail(rx: &mut mpsc::UnboundedReceiver<(axum::http::HeaderMap, Value)>) -> (axum::http::HeaderMap, Value) {
+pub(crate) async fn next_mail(
+    rx: &mut mpsc::UnboundedReceiver<(axum::http::HeaderMap, Value)>,
+) -> (axum::http::HeaderMap, Value) {
     tokio::time::timeout(Duration::from_secs(20), rx.recv()).await.expect("a mail within 20 s").expect("server alive")
 }
 
 /// `uid` and `token` of the link in a mail.
-fn link_params(mail: &Value) -> (String, String, String) {
+pub(crate) fn link_params(mail: &Value) -> (String, String, String) {
     let text = mail["textbody"].as_str().unwrap();
     let link = text.split_whitespace().find(|w| w.contains("/reset-password?")).expect("a link").to_string();
     let url = url::Url::parse(&link).unwrap();

@@ -9,6 +9,7 @@ mod auth;
 mod browser;
 mod chart;
 mod cli;
+mod dashboard;
 mod geo;
 mod jobs;
 mod openapi;

@@ -1,14 +1,13 @@
 //! `GET /up`: the original's health check, answered without touching the database so load balancers
-//! and container checks stay cheap. `/` answers with the original's greeting until the dashboard lands.
+//! and container checks stay cheap.
 
 use axum::Router;
-use axum::response::Html;
 use axum::routing::get;
 
 use super::super::{AppState, both_mounts};
 
 pub fn router() -> Router<AppState> {
-    let mut router = Router::new().route("/", get(index));
+    let mut router = Router::new();
     for path in both_mounts("up") {
         router = router.route(&path, get(up));
     }
@@ -21,10 +20,4 @@ async fn up() -> axum::Json<serde_json::Value> {
         "message": "Squirrel Stats is configured and working!",
         "version": "v1",
     }))
-}
-
-async fn index() -> Html<&'static str> {
-    Html(
-        "<!doctype html><title>Squirrel Stats</title><pre>\n   (\\__/)\n   (o.o )  Collecting nuts per usual...\n  z(_(\")(\")\n</pre>",
-    )
 }

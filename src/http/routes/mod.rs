@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod chart;
+pub mod dashboard;
 pub mod health;
 pub mod openapi;
 pub mod script;
