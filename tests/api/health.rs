@@ -1,0 +1,127 @@
+//! `/health/live` and `/health/ready` (and `/up`, unchanged): ready answers 200 only when the database
+//! answers and the ingest queue has room, otherwise 503 + `Retry-After` naming the failing part.
+
+use std::time::Duration;
+
+use serde_json::json;
+use sqlx::{Connection, Executor};
+
+use crate::helpers::*;
+use crate::on_both_backends;
+
+on_both_backends!(
+    live_and_ready_answer_ok_on_a_healthy_server,
+    ready_names_a_dead_database_and_live_stays_up,
+    ready_names_a_full_ingest_queue_until_the_database_catches_up
+);
+
+async fn get(app: &TestApp, path: &str) -> reqwest::Response {
+    app.http.get(format!("{}{path}", app.base)).send().await.expect("request sent")
+}
+
+async fn live_and_ready_answer_ok_on_a_healthy_server(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for path in ["/health/live", "/api/v1/health/live", "/health/live/"] {
+        let (status, body) = json(get(&app, path).await).await;
+        assert_eq!((status, body), (200, json!({"status": "ok"})), "{path}");
+    }
+    for path in ["/health/ready", "/api/v1/health/ready"] {
+        let response = get(&app, path).await;
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        let (status, body) = json(response).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert_eq!(body, json!({"status": "ok", "checks": {"database": "ok", "ingest_queue": "ok"}}));
+    }
+    let (status, body) = json(get(&app, "/up").await).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("healthy")), "/up keeps the original's answer");
+    app.shutdown().await;
+}
+
+async fn ready_names_a_dead_database_and_live_stays_up(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.store.close().await;
+    let response = get(&app, "/health/ready").await;
+    assert_eq!(response.headers()["retry-after"], "5");
+    let (status, body) = json(response).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "unavailable");
+    assert_eq!(body["error"], "Not ready: database");
+    assert_ne!(body["checks"]["database"], "ok");
+    assert_eq!(body["checks"]["ingest_queue"], "ok");
+    let (status, _) = json(get(&app, "/health/live").await).await;
+    assert_eq!(status, 200, "liveness does no I/O: a dead database is no reason to restart the process");
+    app.shutdown().await;
+}
+
+/// Another connection holds the write lock (SQLite) or a table lock (PostgreSQL), so the writer's
+/// batch waits and the one-row queue fills; readiness says so, and recovers once the lock goes.
+async fn ready_names_a_full_ingest_queue_until_the_database_catches_up(backend: Backend) {
+    let app = spawn_app_with(backend, |config| {
+        config.ingest.queue = 1;
+        config.ingest.batch = 1;
+        config.ingest.wait_ms = 10_000;
+    })
+    .await;
+    let site = app.create_site().await;
+    let blocker = Blocker::lock(backend, &app.db.url).await;
+    let hits: Vec<_> = (0..3)
+        .map(|i| {
+            let (http, base, sid) = (app.http.clone(), app.base.clone(), site.identifier.clone());
+            tokio::spawn(async move {
+                let url = format!("{base}/api/v1/pv?sid={sid}&h=https://e.com&p=/{i}");
+                http.get(url).header("user-agent", MAC_CHROME).send().await.expect("sent").status().as_u16()
+            })
+        })
+        .collect();
+    let mut answer = (0, serde_json::Value::Null);
+    for _ in 0..80 {
+        answer = json(get(&app, "/health/ready").await).await;
+        if answer.0 == 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    blocker.release().await;
+    let (status, body) = answer;
+    assert_eq!(status, 503, "the queue never filled: {body}");
+    assert_eq!(body["error"], "Not ready: ingest_queue");
+    assert_eq!(body["checks"]["database"], "ok", "reads still work under the write lock");
+    for hit in hits {
+        assert_eq!(hit.await.unwrap(), 200, "every waiting pageview is stored once the lock goes");
+    }
+    let (status, body) = json(get(&app, "/health/ready").await).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(app.pageviews(&site).await.len(), 3);
+    app.shutdown().await;
+}
+
+/// A second connection holding the lock pageview inserts need.
+enum Blocker {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl Blocker {
+    async fn lock(backend: Backend, url: &str) -> Blocker {
+        match backend {
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(url).await.expect("second SQLite connection");
+                conn.execute("BEGIN IMMEDIATE").await.expect("write lock");
+                Blocker::Sqlite(conn)
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(url).await.expect("second PostgreSQL connection");
+                conn.execute("BEGIN").await.expect("begin");
+                conn.execute("LOCK TABLE pageviews IN EXCLUSIVE MODE").await.expect("table lock");
+                Blocker::Postgres(conn)
+            }
+        }
+    }
+
+    async fn release(self) {
+        match self {
+            Blocker::Sqlite(mut conn) => conn.execute("ROLLBACK").await.map(drop).expect("unlock"),
+            Blocker::Postgres(mut conn) => conn.execute("ROLLBACK").await.map(drop).expect("unlock"),
+        }
+    }
+}
