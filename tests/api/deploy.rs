@@ -133,3 +133,48 @@ fn the_dependency_layer_is_built_before_the_sources_are_copied() {
         );
     }
 }
+
+fn healthcheck(args: &[&str], envs: &[(&str, &str)]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_squirrel"))
+        .current_dir(std::env::temp_dir())
+        .arg("healthcheck")
+        .args(args)
+        .envs(envs.iter().copied())
+        .output()
+        .expect("squirrel runs");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_healthcheck_command_exits_0_only_for_a_2xx_answer() {
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await;
+    let base = app.base.clone();
+    let (ok, out) = tokio::task::spawn_blocking(move || healthcheck(&["--url", &format!("{base}/health/live")], &[]))
+        .await
+        .unwrap();
+    assert!(ok, "{out}");
+    let base = app.base.clone();
+    let (ok, out) =
+        tokio::task::spawn_blocking(move || healthcheck(&["--url", &format!("{base}/health/nothing")], &[]))
+            .await
+            .unwrap();
+    assert!(!ok && out.contains("404"), "{out}");
+    let stopped = app.base.clone();
+    app.shutdown().await;
+    let (ok, out) =
+        tokio::task::spawn_blocking(move || healthcheck(&["--url", &format!("{stopped}/health/live")], &[]))
+            .await
+            .unwrap();
+    assert!(!ok, "nothing listens any more: {out}");
+}
+
+#[test]
+fn the_queue_healthcheck_fails_without_a_registered_worker() {
+    let url = std::env::var("REDIS_URL_FOR_TESTS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let prefix = format!("squirrel:t:{}:", uuid::Uuid::new_v4().simple());
+    let (ok, out) =
+        healthcheck(&["--queue"], &[("REDIS_URL", url.as_str()), ("SQUIRREL_REDIS_PREFIX", prefix.as_str())]);
+    assert!(!ok && out.contains("no worker is registered"), "{out}");
+    let (ok, out) = healthcheck(&["--queue"], &[("REDIS_URL", "redis://127.0.0.1:1")]);
+    assert!(!ok && out.contains("Redis"), "{out}");
+}
