@@ -1,10 +1,13 @@
 //! `/health/live` and `/health/ready` (and `/up`, unchanged): ready answers 200 only when the database
 //! answers and the ingest queue has room, otherwise 503 + `Retry-After` naming the failing part.
 
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use sqlx::{Connection, Executor};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
 
 use crate::helpers::*;
 use crate::on_both_backends;
@@ -126,5 +129,74 @@ impl Blocker {
             Blocker::Sqlite(mut conn) => conn.execute("ROLLBACK").await.map(drop).expect("unlock"),
             Blocker::Postgres(mut conn) => conn.execute("ROLLBACK").await.map(drop).expect("unlock"),
         }
+    }
+}
+
+/// PostgreSQL behind a loopback relay the test cuts: the database becomes unreachable the way a
+/// crashed or partitioned server does (open connections drop, new ones are refused), and readiness
+/// says so within its timeout instead of hanging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_names_an_unreachable_postgres_within_its_timeout() {
+    let admin = url::Url::parse(&postgres_admin_url()).expect("admin URL");
+    let server: SocketAddr = format!("{}:{}", admin.host_str().unwrap(), admin.port().unwrap_or(5432))
+        .parse()
+        .expect("PostgreSQL at an IP address");
+    let relay = Relay::start(server).await;
+    let app = spawn_app_with(Backend::Postgres, |config| {
+        let mut url = url::Url::parse(&config.store.database_url).unwrap();
+        url.set_port(Some(relay.port)).unwrap();
+        config.store.database_url = url.to_string();
+    })
+    .await;
+    let (status, body) = json(get(&app, "/health/ready").await).await;
+    assert_eq!(status, 200, "through the relay: {body}");
+
+    relay.cut.cancel();
+    let started = Instant::now();
+    let response = get(&app, "/health/ready").await;
+    let waited = started.elapsed();
+    assert_eq!(response.headers()["retry-after"], "5");
+    let (status, body) = json(response).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "Not ready: database");
+    let reason = body["checks"]["database"].as_str().unwrap();
+    assert!(reason == "unavailable" || reason == "no answer within 2000 ms", "{reason}");
+    assert!(waited < Duration::from_secs(4), "answered within the 2 s check timeout (plus slack): {waited:?}");
+    app.shutdown().await;
+}
+
+/// A TCP relay to `target` on a loopback port; cancelling `cut` closes the listener and every
+/// relayed connection.
+struct Relay {
+    port: u16,
+    cut: CancellationToken,
+}
+
+impl Relay {
+    async fn start(target: SocketAddr) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("relay port");
+        let port = listener.local_addr().unwrap().port();
+        let cut = CancellationToken::new();
+        let stop = cut.clone();
+        tokio::spawn(async move {
+            loop {
+                let mut inbound = tokio::select! {
+                    () = stop.cancelled() => return,
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, _)) => stream,
+                        Err(_) => return,
+                    },
+                };
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(target).await else { return };
+                    tokio::select! {
+                        () = stop.cancelled() => {}
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    }
+                });
+            }
+        });
+        Relay { port, cut }
     }
 }
