@@ -64,6 +64,10 @@ impl App {
             ),
             accounts: Arc::new(config.accounts.clone()),
             stats: Arc::default(),
+            track_limiter: config
+                .http
+                .track_rate_limit
+                .map(|limit| Arc::new(http::rate_limit::TrackLimiter::new(limit))),
             secret_key: Arc::from(secret_key),
         };
         let listener = TcpListener::bind(config.http.addr)

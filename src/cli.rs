@@ -60,6 +60,20 @@ pub enum Command {
     /// Print the telemetry export settings, send one test span, and report whether the backend
     /// (Axiom or any OTLP endpoint) accepted it; exits non-zero with the reason when it did not.
     TelemetryCheck,
+    /// GET a health endpoint; exit 0 on a 2xx answer, 1 otherwise (the container's `HEALTHCHECK`:
+    /// the final image has no curl).
+    Healthcheck {
+        #[arg(long, default_value = "http://127.0.0.1:8000/health/live")]
+        url: String,
+        /// Check the job queue instead (for `workers`): Redis answers and a worker is registered.
+        #[arg(long, conflicts_with = "url")]
+        queue: bool,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 3)]
+        timeout: u64,
+        #[command(flatten)]
+        redis: crate::config::RedisConfig,
+    },
     /// Background jobs: aggregate-*, queue-*, worker, workers, monitor-queue-health.
     #[command(flatten)]
     Jobs(crate::jobs::commands::JobCommand),
@@ -95,6 +109,14 @@ pub async fn run(command: Command, telemetry: &TelemetryConfig) -> anyhow::Resul
     match command {
         Command::TelemetryCheck => crate::telemetry::check::run(telemetry).await,
         Command::Serve(config) => serve(config).await,
+        Command::Healthcheck { url, queue, timeout, redis } => {
+            let timeout = std::time::Duration::from_secs(timeout);
+            if queue {
+                crate::jobs::commands::check_queue_health(&redis, timeout).await
+            } else {
+                healthcheck(&url, timeout).await
+            }
+        }
         Command::Jobs(command) => crate::jobs::commands::run(command).await,
         Command::Migrate(store) => {
             let store = Store::connect(&store).await.context("opening the database")?;
@@ -143,6 +165,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     });
     app.run_until_stopped(stop).await?;
     tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+async fn healthcheck(url: &str, timeout: std::time::Duration) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder().timeout(timeout).build().context("building the HTTP client")?;
+    let response = client.get(url).send().await.with_context(|| format!("GET {url}"))?;
+    let status = response.status();
+    anyhow::ensure!(status.is_success(), "GET {url}: {status}");
+    println!("{url}: {status}");
     Ok(())
 }
 

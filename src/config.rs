@@ -42,6 +42,36 @@ pub struct HttpConfig {
     /// Signs and encrypts cookies; generated once and kept in the database when not set.
     #[arg(long, env = "SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<String>,
+    /// Tracking requests one client IP (as `TRUSTED_PROXIES` resolves it) may make: `N/sec`, `N/min` or
+    /// `N/hour`, e.g. `600/min`; beyond it the answer is 429 with `Retry-After`. Unset: no limit.
+    #[arg(long, env = "SQUIRREL_TRACK_RATE_LIMIT", value_parser = RateLimit::parse)]
+    pub track_rate_limit: Option<RateLimit>,
+}
+
+/// A request rate: `requests` per `period`, bursts of up to `requests` allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub requests: std::num::NonZeroU32,
+    pub period: Duration,
+}
+
+impl RateLimit {
+    pub fn parse(value: &str) -> Result<RateLimit, String> {
+        let error = || {
+            format!(
+                "SQUIRREL_TRACK_RATE_LIMIT must be N/sec, N/min or N/hour with N >= 1 (e.g. 600/min), got '{value}'"
+            )
+        };
+        let (count, unit) = value.trim().split_once('/').ok_or_else(error)?;
+        let requests = count.trim().parse::<std::num::NonZeroU32>().map_err(|_| error())?;
+        let period = match unit.trim().to_ascii_lowercase().as_str() {
+            "s" | "sec" | "second" => Duration::from_secs(1),
+            "m" | "min" | "minute" => Duration::from_secs(60),
+            "h" | "hour" => Duration::from_secs(3600),
+            _ => return Err(error()),
+        };
+        Ok(RateLimit { requests, period })
+    }
 }
 
 /// The tracking write path.
@@ -124,6 +154,20 @@ impl AccountsConfig {
     /// Whether the session cookie carries `Secure`.
     pub fn secure_cookies(&self) -> bool {
         self.cookie_secure || self.public_url.as_deref().is_some_and(|url| url.trim().starts_with("https://"))
+    }
+
+    /// The origins the JSON API answers CORS with credentials for: every `FRONTEND_URL` origin, and
+    /// `PUBLIC_URL`'s origin (a dashboard served by this server itself).
+    pub fn api_origins(&self) -> Origins {
+        let mut origins = self.frontend_url.clone();
+        let public = self.public_url.as_deref().and_then(|url| url::Url::parse(url.trim()).ok());
+        if let Some(origin) = public.map(|url| url.origin()).filter(url::Origin::is_tuple) {
+            let origin = origin.ascii_serialization();
+            if !origins.0.contains(&origin) {
+                origins.0.push(origin);
+            }
+        }
+        origins
     }
 
     /// The base of links in mail: the first `FRONTEND_URL` origin, else `PUBLIC_URL`.
@@ -219,6 +263,18 @@ fn parse_redis_url(value: &str) -> Result<String, String> {
     }
 }
 
+/// How long raw pageviews are kept. Read by `jobs::retention` only.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RetentionConfig {
+    /// Days of raw pageviews to keep besides today (whole UTC days); older ones are deleted by
+    /// `squirrel workers` every hour and by `squirrel prune`, after their hourly and daily rollups,
+    /// sessions and daily breakdowns are brought up to date (those are kept). At least 8, so the
+    /// backfills (7 days) and the raw-row reads of `today`/`yesterday` never reach a pruned day.
+    /// Unset: keep forever.
+    #[arg(long, env = "RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(8..=36_500))]
+    pub retention_days: Option<u32>,
+}
+
 /// Everything `serve` needs.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
@@ -242,6 +298,7 @@ impl Config {
                 trusted_proxies: TrustedProxies::default(),
                 shutdown_grace_secs: 10,
                 secret_key: None,
+                track_rate_limit: None,
             },
             ingest: IngestConfig { batch: 512, queue: 8192, wait_ms: 2000, ua_cache: 1024, geoip_db: None },
             accounts: AccountsConfig::for_tests(),
@@ -345,6 +402,18 @@ mod tests {
     }
 
     #[test]
+    fn the_api_answers_cors_for_the_frontend_and_the_public_url() {
+        let mut config = AccountsConfig::for_tests();
+        assert_eq!(config.api_origins().0, ["http://localhost:7777"]);
+        config.public_url = Some("https://Stats.Example.com/squirrel/".into());
+        assert_eq!(config.api_origins().0, ["http://localhost:7777", "https://stats.example.com"]);
+        config.public_url = Some("http://localhost:7777".into());
+        assert_eq!(config.api_origins().0, ["http://localhost:7777"], "no duplicate");
+        config.public_url = Some("not a url".into());
+        assert_eq!(config.api_origins().0, ["http://localhost:7777"]);
+    }
+
+    #[test]
     fn cookies_are_secure_behind_https_or_when_asked() {
         let mut config = AccountsConfig::for_tests();
         assert!(!config.secure_cookies());
@@ -354,6 +423,18 @@ mod tests {
         config.cookie_secure = parse_flag("1").unwrap();
         assert!(config.secure_cookies());
         assert!(parse_flag("maybe").unwrap_err().contains("COOKIE_SECURE"));
+    }
+
+    #[test]
+    fn track_rate_limits_name_a_count_and_a_period() {
+        let limit = RateLimit::parse(" 600/min ").expect("valid");
+        assert_eq!((limit.requests.get(), limit.period), (600, Duration::from_secs(60)));
+        assert_eq!(RateLimit::parse("5/sec").unwrap().period, Duration::from_secs(1));
+        assert_eq!(RateLimit::parse("1000/hour").unwrap().period, Duration::from_secs(3600));
+        for bad in ["600", "0/min", "ten/min", "5/day", "-1/sec"] {
+            let err = RateLimit::parse(bad).unwrap_err();
+            assert!(err.starts_with("SQUIRREL_TRACK_RATE_LIMIT must be"), "{bad}: {err}");
+        }
     }
 
     #[test]

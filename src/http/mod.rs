@@ -7,7 +7,9 @@
 pub mod client_ip;
 pub mod error;
 pub mod extract;
+pub mod rate_limit;
 pub mod routes;
+pub mod security;
 pub mod trace;
 
 use std::sync::Arc;
@@ -35,6 +37,8 @@ pub struct AppState {
     pub accounts: Arc<AccountsConfig>,
     /// Background refreshes of the statistics' daily rows.
     pub stats: Arc<crate::stats::report::Refresher>,
+    /// `SQUIRREL_TRACK_RATE_LIMIT`, when set.
+    pub track_limiter: Option<Arc<rate_limit::TrackLimiter>>,
 }
 
 /// A request that takes longer than this is answered 408 and its work dropped, so shutdown can't hang.
@@ -42,14 +46,16 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn router(state: AppState) -> Router {
     let trusted_proxies = state.trusted_proxies.clone();
+    let security_headers = security::layer(state.accounts.public_url.as_deref());
     Router::new()
         .merge(routes::track::router())
         .merge(routes::health::router())
         .merge(routes::script::router())
-        .merge(routes::api(&state.accounts.frontend_url))
+        .merge(routes::api(&state.accounts.api_origins()))
         .merge(routes::dashboard::router())
         .with_state(state)
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(security_headers)
         // Outermost, so timeouts (408) are recorded too; a `Router::layer`, so the route template is known.
         .layer(axum::middleware::from_fn_with_state(trusted_proxies, trace::server_span))
 }

@@ -74,6 +74,11 @@ impl Writer {
         committed.await.unwrap_or(Err(WriteError::Closed))
     }
 
+    /// Whether the queue has no room left: new requests wait for it (then get 503).
+    pub fn is_full(&self) -> bool {
+        self.queue.capacity() == 0
+    }
+
     /// Rows waiting for a writer right now.
     pub fn queued(&self) -> usize {
         self.queue.max_capacity() - self.queue.capacity()

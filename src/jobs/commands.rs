@@ -1,6 +1,7 @@
 //! The jobs' subcommands, flattened into `cli::Command`: the original's management commands with
 //! dashes (`aggregate-hourly-stats`, `queue-current-hour`, `worker`, …) plus `workers`, the whole
-//! background process in one. Each is a thin call into the rest of `jobs`.
+//! background process in one (with the hourly prune when `RETENTION_DAYS` is set), and `prune`. Each
+//! is a thin call into the rest of `jobs`.
 
 use std::time::Duration;
 
@@ -10,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::aggregate::{self, DailyArgs, HourlyArgs};
-use super::{DEFAULT_QUEUE, Dispatch, Queue, QueueSettings, Worker, monitor, scheduler};
-use crate::config::{RedisConfig, StoreConfig};
+use super::{DEFAULT_QUEUE, Dispatch, Queue, QueueSettings, Worker, monitor, retention, scheduler};
+use crate::config::{RedisConfig, RetentionConfig, StoreConfig};
 use crate::store::Store;
 
 /// How often `workers` runs the health monitor.
@@ -89,6 +90,19 @@ pub enum JobCommand {
         store: StoreConfig,
         #[command(flatten)]
         redis: RedisConfig,
+        #[command(flatten)]
+        retention: RetentionConfig,
+    },
+    /// Delete raw pageviews older than RETENTION_DAYS after bringing their rollups up to date (rollups
+    /// and sessions are kept); prints the cutoff and the count per site.
+    Prune {
+        /// Only print what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        retention: RetentionConfig,
+        #[command(flatten)]
+        store: StoreConfig,
     },
     /// Report queue length, failures and workers; status healthy/warning/overloaded/degraded/
     /// no_workers/error. Always exits 0 once it has reported.
@@ -141,19 +155,30 @@ pub async fn run(command: JobCommand) -> anyhow::Result<()> {
                 anyhow::bail!("Redis unavailable at {}", redis.masked_url());
             }
         }
-        JobCommand::Workers { queue, shutdown_grace_secs, store, redis } => {
+        JobCommand::Workers { queue, shutdown_grace_secs, store, redis, retention } => {
             let queue = open_queue(&redis, &queue)?;
             let store = Store::connect(&store).await.context("opening the database")?;
             println!("Starting workers for queue '{}' on {}", queue.name(), redis.masked_url());
-            run_workers(
-                store.clone(),
-                queue,
-                redis.masked_url(),
-                Duration::from_secs(shutdown_grace_secs),
-                stop_on_signal(),
-            )
-            .await;
+            let stop = stop_on_signal();
+            let pruning = retention.retention_days.map(|days| {
+                println!("Pruning raw pageviews older than {days} days every hour");
+                tokio::spawn(retention::run_every_period(store.clone(), queue.clone(), days, stop.clone()))
+            });
+            run_workers(store.clone(), queue, redis.masked_url(), Duration::from_secs(shutdown_grace_secs), stop).await;
+            if let Some(pruning) = pruning {
+                let _ = pruning.await;
+            }
             store.close().await;
+        }
+        JobCommand::Prune { dry_run, retention, store } => {
+            let Some(days) = retention.retention_days else {
+                println!("RETENTION_DAYS is not set: every pageview is kept, nothing to prune");
+                return Ok(());
+            };
+            let store = Store::connect(&store).await.context("opening the database")?;
+            let result = retention::prune(&store, days, dry_run, Utc::now(), &stop_on_signal(), &mut stdout).await;
+            store.close().await;
+            result.context("prune failed")?;
         }
         JobCommand::MonitorQueueHealth { queue, verbose, redis } => {
             let queue_handle = match &redis.redis_url {
@@ -219,6 +244,18 @@ async fn queue_command(
     };
     store.close().await;
     result.with_context(|| format!("{} failed", schedule.name()))
+}
+
+/// `squirrel healthcheck --queue`: Redis answers within `timeout` and at least one worker is registered.
+pub async fn check_queue_health(redis: &RedisConfig, timeout: Duration) -> anyhow::Result<()> {
+    let queue = open_queue(redis, DEFAULT_QUEUE)?;
+    let stats = tokio::time::timeout(timeout, queue.stats())
+        .await
+        .with_context(|| format!("Redis at {} did not answer within {timeout:?}", redis.masked_url()))?
+        .with_context(|| format!("Redis at {}", redis.masked_url()))?;
+    anyhow::ensure!(stats.workers_total > 0, "no worker is registered on queue '{DEFAULT_QUEUE}'");
+    println!("queue '{DEFAULT_QUEUE}': {} workers, {} jobs waiting", stats.workers_total, stats.length);
+    Ok(())
 }
 
 fn open_queue(redis: &RedisConfig, name: &str) -> anyhow::Result<Queue> {

@@ -2,8 +2,8 @@
 //!
 //! Owns the aggregate commands ([`aggregate`]), the job payload ([`job`]), the Redis queue
 //! ([`queue`]), the worker ([`worker`]), the four schedulers and their `queue-*` commands
-//! ([`scheduler`]) and the health monitor ([`monitor`]). Not SQL (`store::rollups`,
-//! `store::sessions`), not the CLI wiring (`cli`).
+//! ([`scheduler`]), the health monitor ([`monitor`]) and retention ([`retention`]). Not SQL
+//! (`store::rollups`, `store::sessions`), not the CLI wiring (`cli`).
 //!
 //! Invariants: rollups are recomputed from raw rows, so any job may run any number of times, late
 //! or concurrently, and the numbers stay exact; a queued job is always in exactly one Redis list
@@ -15,6 +15,7 @@ pub mod commands;
 pub mod job;
 pub mod monitor;
 pub mod queue;
+pub mod retention;
 pub mod scheduler;
 pub mod worker;
 

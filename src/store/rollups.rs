@@ -172,6 +172,12 @@ impl Store {
         if let Some(lock) = self.dialect.lock_site_sql() {
             traced(self.span("SELECT", "", lock), sqlx::query(lock).bind(site_id).fetch_one(&mut *tx)).await?;
         }
+        // Buckets whose raw rows were pruned are frozen: a recompute would see no rows and zero them.
+        let start = start.max(self.pruned_before_in(&mut tx).await?.unwrap_or(i64::MIN));
+        if start >= end {
+            tx.commit().await?;
+            return Ok(RollupCounts::default());
+        }
         if grain == Grain::Hour {
             self.recompute_sessions(&mut tx, site_id, start, end).await?;
         }
@@ -236,6 +242,11 @@ impl Store {
         start: i64,
         end: i64,
     ) -> Result<Vec<i64>, StoreError> {
+        // Pruned buckets have no raw rows left to compare with (see `store::retention`).
+        let start = start.max(self.pruned_before().await?.unwrap_or(i64::MIN));
+        if start >= end {
+            return Ok(Vec::new());
+        }
         let sql = grain.sql();
         let rows = traced(
             self.span("SELECT", sql.table, sql.changed),

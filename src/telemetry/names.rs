@@ -41,6 +41,13 @@ pub const ENQUEUE_BACKFILL_HOURLY_AGGREGATION: &str = "enqueue_backfill_hourly_a
 pub const QUEUE_BACKFILL_MISSING_DAYS_COMMAND: &str = "queue_backfill_missing_days_command";
 pub const ENQUEUE_BACKFILL_DAILY_AGGREGATION: &str = "enqueue_backfill_daily_aggregation";
 pub const QUEUE_HEALTH_CHECK: &str = "queue_health_check";
+/// `squirrel prune` and the hourly retention run of `squirrel workers` (`RETENTION_DAYS`).
+pub const PRUNE_COMMAND: &str = "prune_command";
+pub const PRUNE_RETENTION_DAYS: &str = "prune.retention_days";
+pub const PRUNE_CUTOFF: &str = "prune.cutoff";
+pub const PRUNE_DRY_RUN: &str = "prune.dry_run";
+pub const PRUNE_SITES_COUNT: &str = "prune.sites_count";
+pub const PRUNE_PAGEVIEWS: &str = "prune.pageviews";
 /// Emitted once when a worker starts; `redis_url` has any password masked (the original leaked it).
 pub const RQ_WORKER: &str = "rq_worker";
 /// One job run by a worker: a CONSUMER span whose parent is the enqueuing span (W3C context from

@@ -2,7 +2,8 @@
 //!
 //! Parameters come from the query string, then (for fields the query string lacks) from a form or
 //! JSON body as `sendBeacon`/`fetch` send it. A 200 means the pageview is committed. Any origin may
-//! send pageviews (CORS `*`, preflight answered).
+//! send pageviews (CORS `*`, preflight answered). With `SQUIRREL_TRACK_RATE_LIMIT`, a client over its
+//! rate gets 429 + `Retry-After` before anything else is read.
 
 use std::net::SocketAddr;
 
@@ -102,6 +103,15 @@ async fn handle(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(), (&'static str, ApiError)> {
+    let ip = client_ip(peer, headers, &state.trusted_proxies);
+    // First, before the body is read: a flood costs as little as possible.
+    if let Some(limiter) = &state.track_limiter
+        && let Err(wait) = limiter.check(ip)
+    {
+        let retry_after_secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let message = "Too many pageviews from this address, retry later".to_string();
+        return Err(("rate_limited", ApiError::TooManyRequests { message, retry_after_secs }));
+    }
     let mut params = TrackParams::default();
     params.fill_from_urlencoded(uri.query().unwrap_or("").as_bytes());
 
@@ -116,10 +126,7 @@ async fn handle(
     params.fill_from_body(content_type, &bytes).map_err(|err| ("invalid_body", ApiError::from(err)))?;
 
     let user_agent = headers.get(header::USER_AGENT).map(|v| String::from_utf8_lossy(v.as_bytes())).unwrap_or_default();
-    let client = Client {
-        ip: client_ip(peer, headers, &state.trusted_proxies),
-        user_agent: hit::truncate(&user_agent, MAX_USER_AGENT).to_string(),
-    };
+    let client = Client { ip, user_agent: hit::truncate(&user_agent, MAX_USER_AGENT).to_string() };
     state.ingest.track(&params, &client, now_ms()).await.map_err(|err| (err.code(), ApiError::from(err)))
 }
 
