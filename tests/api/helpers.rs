@@ -76,7 +76,6 @@ impl Drop for TestDb {
 }
 
 pub struct TestApp {
-    pub addr: SocketAddr,
     pub base: String,
     pub store: Store,
     pub http: reqwest::Client,
@@ -101,7 +100,6 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
     let stop = CancellationToken::new();
     let running = tokio::spawn(app.run_until_stopped(stop.clone()));
     TestApp {
-        addr,
         base: format!("http://{addr}"),
         store,
         http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
