@@ -1,6 +1,5 @@
 //! The test harness: fresh databases, a running app, and one method per endpoint.
 
-use std::net::SocketAddr;
 use std::sync::LazyLock;
 
 use sqlx::{Connection, Executor};
