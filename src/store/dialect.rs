@@ -85,9 +85,18 @@ impl Dialect {
         }
     }
 
-    /// SQLITE_BUSY / SQLITE_LOCKED, or PostgreSQL's "cannot connect now" and serialization classes.
-    pub(super) fn is_busy(err: &dyn sqlx::error::DatabaseError) -> bool {
-        matches!(err.code().as_deref(), Some("5" | "6" | "517" | "57P03" | "53300" | "40001"))
+    /// Errors that say "the database can't take this now, try again later" rather than "this row
+    /// is wrong": the caller answers 503, never a 4xx or 500, and a later retry can succeed.
+    /// SQLite (extended codes; the low byte is the primary one): BUSY, LOCKED, READONLY, IOERR,
+    /// FULL (disk full), CANTOPEN. PostgreSQL: connection exceptions (08), insufficient resources
+    /// (53: disk full, out of memory, too many connections), shutdown and startup (57P01–57P03),
+    /// system and I/O errors (58), serialization failure (40001).
+    pub(super) fn is_unavailable(err: &dyn sqlx::error::DatabaseError) -> bool {
+        let Some(code) = err.code() else { return false };
+        if let Ok(extended) = code.parse::<i32>() {
+            return matches!(extended & 0xff, 5 | 6 | 8 | 10 | 13 | 14);
+        }
+        ["08", "53", "58", "57P01", "57P02", "57P03", "40001"].iter().any(|prefix| code.starts_with(prefix))
     }
 
     /// SQLite's and PostgreSQL's codes for a UNIQUE violation.

@@ -39,7 +39,8 @@ pub use users::User;
 use crate::config::StoreConfig;
 
 /// A failed store operation. `Unavailable` means "try again later" (pool exhausted, connection lost,
-/// database locked past the busy timeout); everything else is a bug or a constraint the caller broke.
+/// database locked past the busy timeout, disk full, server restarting); everything else is a bug or
+/// a constraint the caller broke.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database unavailable")]
@@ -56,7 +57,7 @@ impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
         match &err {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => StoreError::Unavailable(err),
-            sqlx::Error::Database(db) if Dialect::is_busy(db.as_ref()) => StoreError::Unavailable(err),
+            sqlx::Error::Database(db) if Dialect::is_unavailable(db.as_ref()) => StoreError::Unavailable(err),
             _ => StoreError::Database(err),
         }
     }

@@ -1,7 +1,6 @@
-//! The `squirrel` binary as a user runs it: subcommands, configuration errors, SIGTERM.
+//! The `squirrel` binary as a user runs it: subcommands, configuration errors (SIGTERM: shutdown.rs).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::helpers::*;
 
@@ -54,49 +53,7 @@ async fn users_sites_and_counts_through_the_cli(backend: Backend) {
     assert!(out.lines().nth(1).unwrap().contains(&identifier), "{out}");
 }
 
-async fn sigterm_drains_and_exits_zero(backend: Backend) {
-    let db = TestDb::create(backend).await;
-    let (code, _, err) =
-        run(squirrel(&db).args(["create-user", "--email", "t@example.com", "--password", "hunter2hunter2"]));
-    assert_eq!(code, 0, "{err}");
-    let (_, out, _) = run(squirrel(&db).args(["create-site", "--owner", "t@example.com", "--name", "S"]));
-    let identifier = out.lines().last().unwrap().to_string();
-    let mut child = squirrel(&db)
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .env("SQUIRREL_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The log line says where it listens.
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines.next().expect("serve logs its address").unwrap();
-        if let Some(rest) = line.split("addr=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    let http = reqwest::Client::new();
-    for i in 0..50 {
-        let r = http.get(format!("http://{addr}/pv?sid={identifier}&p=/{i}")).send().await.unwrap();
-        assert_eq!(r.status(), 200);
-    }
-    unsafe_kill(child.id(), "TERM");
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(0));
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    assert!(rest.iter().any(|l| l.contains("stopped cleanly")), "{rest:?}");
-    let (_, out, _) = run(squirrel(&db).args(["sites", "--json"]));
-    let sites: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(sites[0]["pageview_count"], 50);
-}
-
-fn unsafe_kill(pid: u32, signal: &str) {
-    let ok = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().unwrap().success();
-    assert!(ok, "kill -{signal} {pid}");
-}
-
-crate::on_both_backends!(users_sites_and_counts_through_the_cli, sigterm_drains_and_exits_zero);
+crate::on_both_backends!(users_sites_and_counts_through_the_cli);
 
 #[test]
 fn malformed_settings_fail_at_start_naming_the_variable() {

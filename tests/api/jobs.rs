@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::helpers::*;
 use crate::on_both_backends;
+use crate::process::OwnRedis;
 
 on_both_backends!(
     rollups_are_exact_at_hour_and_day_boundaries_and_idempotent,
@@ -101,16 +102,16 @@ async fn rows(store: &Store, grain: Grain, site: &Site) -> Vec<(i64, i64, i64)> 
     all.iter().map(|r| ((r.bucket - DAY0) / grain.ms(), r.pageview_count, r.unique_session_count)).collect()
 }
 
-fn redis_url() -> String {
+pub(crate) fn redis_url() -> String {
     std::env::var("REDIS_URL_FOR_TESTS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
-fn test_prefix() -> String {
+pub(crate) fn test_prefix() -> String {
     format!("squirrel:t:{}:", uuid::Uuid::new_v4().simple())
 }
 
 /// Deletes a test's keys (never anything else: no FLUSHDB).
-async fn forget(prefix: &str) {
+pub(crate) async fn forget(prefix: &str) {
     let mut conn = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut conn).await.unwrap();
     if !keys.is_empty() {
@@ -118,7 +119,7 @@ async fn forget(prefix: &str) {
     }
 }
 
-fn settings() -> QueueSettings {
+pub(crate) fn settings() -> QueueSettings {
     QueueSettings {
         heartbeat_ttl: Duration::from_secs(15),
         dedup_ttl: Duration::from_secs(600),
@@ -128,7 +129,7 @@ fn settings() -> QueueSettings {
     }
 }
 
-fn queue_at(url: &str, prefix: &str, settings: QueueSettings) -> Queue {
+pub(crate) fn queue_at(url: &str, prefix: &str, settings: QueueSettings) -> Queue {
     Queue::open(url, prefix, "aggregations", settings).expect("queue opens")
 }
 
@@ -448,64 +449,6 @@ async fn failing_jobs_retry_then_land_in_the_dead_letter_list_the_monitor_report
     assert_eq!(monitor::check(None, "aggregations", false, &mut out).await.status, "error");
     assert_eq!(String::from_utf8(out).unwrap(), "❌ Redis connection not available\n");
     forget(&prefix).await;
-}
-
-/// A Redis server of the test's own on a free loopback port, with an append-only file in a temp
-/// dir, so it can be stopped and started again with its data, as production Redis (AOF) would.
-struct OwnRedis {
-    port: u16,
-    dir: tempfile::TempDir,
-    child: Option<std::process::Child>,
-}
-
-impl OwnRedis {
-    fn start() -> OwnRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut redis = OwnRedis { port, dir: tempfile::tempdir().unwrap(), child: None };
-        redis.up();
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn up(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (scripts/test installs it)");
-        self.child = Some(child);
-        // Ready when it answers PING; redis-cli retries the connection itself.
-        for _ in 0..100 {
-            let out = Command::new("redis-cli").args(["-p", &self.port.to_string(), "ping"]).output().unwrap();
-            if String::from_utf8_lossy(&out.stdout).contains("PONG") {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50)); // a process start, not a race
-        }
-        panic!("redis-server on port {} did not start", self.port);
-    }
-
-    /// SIGTERM: Redis writes its AOF and exits.
-    fn down(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
-            child.wait().unwrap();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 async fn redis_restart_mid_run_loses_no_job_and_counts_nothing_twice(backend: Backend) {

@@ -23,6 +23,7 @@ use prost::Message;
 use tokio::sync::mpsc;
 
 use crate::helpers::*;
+use crate::process::{Load, Target, assert_every_acknowledged_stored, stored_paths};
 
 const TOKEN: &str = "xaat-test-0123456789abcdef";
 const PASSWORD: &str = "hunter2hunter2-secret";
@@ -31,7 +32,7 @@ const PARENT_ID: &str = "00f067aa0ba902b7";
 
 /// What the receiver answers.
 #[derive(Clone, Copy, Debug)]
-enum Behaviour {
+pub(crate) enum Behaviour {
     Accept,
     Status(u16),
     /// Answer 200 after this long.
@@ -40,16 +41,16 @@ enum Behaviour {
 
 /// One POST the receiver got.
 #[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    headers: HeaderMap,
-    body: Vec<u8>,
+pub(crate) struct Received {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
 }
 
-struct Receiver {
+pub(crate) struct Receiver {
     addr: SocketAddr,
     got: mpsc::UnboundedReceiver<Received>,
-    all: Vec<Received>,
+    pub all: Vec<Received>,
 }
 
 #[derive(Clone)]
@@ -59,7 +60,7 @@ struct ReceiverState {
 }
 
 impl Receiver {
-    async fn start(behaviour: Behaviour) -> Receiver {
+    pub async fn start(behaviour: Behaviour) -> Receiver {
         let (sink, got) = mpsc::unbounded_channel();
         let app = axum::Router::new()
             .route("/v1/traces", post(receive))
@@ -72,12 +73,12 @@ impl Receiver {
         Receiver { addr, got, all: Vec::new() }
     }
 
-    fn base(&self) -> String {
+    pub fn base(&self) -> String {
         format!("http://{}", self.addr)
     }
 
     /// Waits until `done` holds for what arrived so far, or panics at the deadline.
-    async fn until(&mut self, what: &str, deadline: Duration, done: impl Fn(&[Received]) -> bool) {
+    pub async fn until(&mut self, what: &str, deadline: Duration, done: impl Fn(&[Received]) -> bool) {
         let end = Instant::now() + deadline;
         while !done(&self.all) {
             let left = end.saturating_duration_since(Instant::now());
@@ -89,17 +90,17 @@ impl Receiver {
     }
 
     /// Takes whatever has arrived, without waiting.
-    fn drain(&mut self) {
+    pub fn drain(&mut self) {
         while let Ok(received) = self.got.try_recv() {
             self.all.push(received);
         }
     }
 
-    fn on(&self, path: &str) -> Vec<&Received> {
+    pub fn on(&self, path: &str) -> Vec<&Received> {
         self.all.iter().filter(|r| r.path == path).collect()
     }
 
-    fn spans(&self) -> Vec<Span> {
+    pub fn spans(&self) -> Vec<Span> {
         self.on("/v1/traces").iter().flat_map(|r| decode_spans(&r.body)).collect()
     }
 }
@@ -126,16 +127,19 @@ async fn receive(State(state): State<ReceiverState>, uri: Uri, headers: HeaderMa
 
 /// A decoded span, flattened for assertions.
 #[derive(Debug, Clone)]
-struct Span {
-    name: String,
-    kind: i32,
-    trace_id: String,
-    span_id: String,
-    parent_id: String,
-    attrs: HashMap<String, String>,
-    resource: HashMap<String, String>,
-    links: Vec<(String, String)>,
-    status_code: i32,
+pub(crate) struct Span {
+    pub name: String,
+    pub kind: i32,
+    pub trace_id: String,
+    pub span_id: String,
+    pub parent_id: String,
+    pub attrs: HashMap<String, String>,
+    pub resource: HashMap<String, String>,
+    pub links: Vec<(String, String)>,
+    pub status_code: i32,
+    /// Unix nanoseconds.
+    pub start: u64,
+    pub end: u64,
 }
 
 const KIND_SERVER: i32 = 2;
@@ -157,7 +161,7 @@ fn attrs(kvs: &[KeyValue]) -> HashMap<String, String> {
     kvs.iter().map(|kv| (kv.key.clone(), value(&kv.value))).collect()
 }
 
-fn decode_spans(body: &[u8]) -> Vec<Span> {
+pub(crate) fn decode_spans(body: &[u8]) -> Vec<Span> {
     let request = ExportTraceServiceRequest::decode(body).expect("an ExportTraceServiceRequest");
     let mut spans = Vec::new();
     for rs in request.resource_spans {
@@ -174,6 +178,8 @@ fn decode_spans(body: &[u8]) -> Vec<Span> {
                     resource: resource.clone(),
                     links: s.links.iter().map(|l| (hex::encode(&l.trace_id), hex::encode(&l.span_id))).collect(),
                     status_code: s.status.map(|st| st.code).unwrap_or(0),
+                    start: s.start_time_unix_nano,
+                    end: s.end_time_unix_nano,
                 });
             }
         }
@@ -436,8 +442,8 @@ async fn a_pageview_traces_from_the_http_span_to_the_insert_and_flushes_on_sigte
 
 crate::on_both_backends!(a_pageview_traces_from_the_http_span_to_the_insert_and_flushes_on_sigterm);
 
-/// With the backend in `behaviour` (or down), tracking answers normally and fast and the process
-/// exits promptly; returns the server's stderr.
+/// With the backend in `behaviour` (or down), tracking answers normally and fast, stores every
+/// acknowledged pageview, and the process exits promptly; returns the server's stderr.
 async fn tracking_is_unaffected_by(behaviour: Option<Behaviour>) -> Vec<String> {
     let (receiver, base) = match behaviour {
         Some(behaviour) => {
@@ -469,24 +475,19 @@ async fn tracking_is_unaffected_by(behaviour: Option<Behaviour>) -> Vec<String> 
     let mut cmd = squirrel(&db, &base);
     cmd.env("OTEL_BSP_SCHEDULE_DELAY", "50").env("SQUIRREL_TELEMETRY_FLUSH_SECS", "2");
     let server = Server::start(cmd);
-    let http = reqwest::Client::new();
-    let mut slowest = Duration::ZERO;
-    for i in 0..200 {
-        let started = Instant::now();
-        let response = http
-            .get(format!("http://{}/pv?sid={site}&p=/{i}", server.addr))
-            .header("user-agent", MAC_CHROME)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        slowest = slowest.max(started.elapsed());
-    }
+    // Concurrent clients, as real traffic: every pageview answered 200 at once, and stored.
+    let target = Target { base: format!("http://{}", server.addr), site: site.clone() };
+    let load = Load::start(&[target], 8, "otlp");
+    load.until_acknowledged(300, Duration::from_secs(60)).await;
+    let outcome = load.stop().await;
+    assert_eq!(outcome.unavailable + outcome.no_answer, 0, "{outcome:?}");
     // Debug build, shared CI machine: generous, yet far below the 5 s a blocked request would take.
-    assert!(slowest < Duration::from_secs(1), "a tracking request took {slowest:?}");
+    assert!(outcome.slowest < Duration::from_secs(1), "a tracking request took {:?}", outcome.slowest);
     let (code, took, lines) = server.terminate();
     assert_eq!(code, Some(0), "{lines:#?}");
     assert!(took < Duration::from_secs(5), "exit took {took:?} with the backend {behaviour:?}");
+    let stored = stored_paths(&db.url, &[site]).await;
+    assert_eq!(assert_every_acknowledged_stored(&outcome, &stored, "telemetry backend in trouble"), 0);
     drop(receiver);
     lines
 }
