@@ -160,20 +160,6 @@ static REQUEUE: LazyLock<redis::Script> = LazyLock::new(|| {
     )
 });
 
-/// Back on the queue: everything in one worker's own processing list (see [`Queue::reclaim`]).
-static RECLAIM: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(
-        "local moved = 0 \
-         while true do \
-           local raw = redis.call('RPOP', KEYS[1]) \
-           if not raw then break end \
-           redis.call('RPUSH', KEYS[2], raw) \
-           moved = moved + 1 \
-         end \
-         return moved",
-    )
-});
-
 static PROMOTE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 100) \
@@ -447,15 +433,6 @@ impl Queue {
         let _: i64 =
             self.script("requeue", &REQUEUE, &[&self.processing_key(worker), &self.queue_key()], &[&raw]).await?;
         Ok(())
-    }
-
-    /// Puts back at the front of the queue whatever `worker`'s processing list holds; returns how
-    /// many. Only for `worker` itself while it runs no job: anything there then is a job whose take
-    /// reached Redis but whose answer was lost with the connection (Redis stopped mid-`BLMOVE`).
-    /// The sweep would never free it, since this worker's heartbeat stays alive, and its dedup key
-    /// would keep the site+window from being queued again.
-    pub async fn reclaim(&self, worker: &str) -> Result<i64, QueueError> {
-        self.script("reclaim", &RECLAIM, &[&self.processing_key(worker), &self.queue_key()], &[]).await
     }
 
     /// Moves retries that are due back onto the queue; returns how many.

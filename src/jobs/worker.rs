@@ -110,10 +110,6 @@ impl Worker {
                 if burst || last_maintenance.is_none_or(|at| at.elapsed() >= MAINTENANCE_EVERY) {
                     // Registered before sweeping, so no other sweeper takes this worker for dead.
                     self.queue.heartbeat(&self.id, "idle").await?;
-                    let reclaimed = self.queue.reclaim(&self.id).await?;
-                    if reclaimed > 0 {
-                        tracing::warn!(jobs = reclaimed, "re-queued jobs taken while the connection to Redis was lost");
-                    }
                     self.queue.promote_due().await?;
                     let swept = self.queue.sweep().await?;
                     if swept > 0 {
@@ -154,8 +150,6 @@ impl Worker {
                         tracing::warn!(error = %anyhow::Error::from(err), "queue unavailable; retrying with backoff");
                         down_since = Some(std::time::Instant::now());
                     }
-                    // A take may have moved a job whose answer was lost: reclaim it first thing.
-                    last_maintenance = None;
                     // A script's burst run fails fast rather than hang; a long-running worker waits.
                     if burst && backoff >= Duration::from_millis(800) {
                         tracing::error!("queue unavailable; burst worker gives up");

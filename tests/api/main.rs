@@ -19,6 +19,7 @@ mod jobs;
 mod openapi;
 mod retention;
 mod process;
+mod scale;
 mod schema;
 mod script;
 mod shutdown;

@@ -62,13 +62,23 @@ pub struct Process {
 
 impl Process {
     /// `squirrel serve` on a free loopback port; returns once it listens.
-    pub fn serve(mut cmd: Command) -> Process {
+    pub fn serve(cmd: Command) -> Process {
+        Process::spawn_serve(cmd).listening()
+    }
+
+    /// `squirrel serve` on a free loopback port, started but maybe not listening yet (several
+    /// start side by side this way); [`Process::listening`] waits for it.
+    pub fn spawn_serve(mut cmd: Command) -> Process {
         cmd.args(["serve", "--addr", "127.0.0.1:0"]);
-        let mut process = Process::spawn(cmd);
-        let line = process.wait_for_line("serve logs its address", Duration::from_secs(60), |l| l.contains("addr="));
+        Process::spawn(cmd)
+    }
+
+    /// Waits until a `serve` process listens, and keeps its address.
+    pub fn listening(mut self) -> Process {
+        let line = self.wait_for_line("serve logs its address", Duration::from_secs(60), |l| l.contains("addr="));
         let addr = line.split("addr=").nth(1).unwrap().split_whitespace().next().unwrap();
-        process.base = format!("http://{addr}");
-        process
+        self.base = format!("http://{addr}");
+        self
     }
 
     /// Any subcommand (already in `cmd`'s arguments).
