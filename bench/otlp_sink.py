@@ -3,18 +3,23 @@
 /v1/metrics and /v1/logs without decoding it, so the figures measure squirrel's cost of producing,
 encoding, compressing and sending telemetry, not a collector's.
 
-    bench/otlp_sink.py PORT_FILE
+    bench/otlp_sink.py PORT_FILE [--status CODE] [--delay SECONDS]
 
 Listens on 127.0.0.1 (an ephemeral port, written to PORT_FILE once listening). On SIGTERM it
 prints one line, `OTLP requests=N bytes=B traces=T metrics=M logs=L`, and exits 0.
+`--status 401` answers that status instead of 200 (a backend refusing the token); `--delay 5`
+answers each request only after 5 s (a slow backend); bench/faults.sh uses both.
 Standard library only; no network beyond loopback.
 """
 import http.server
 import signal
 import sys
 import threading
+import time
 
 counts = {"requests": 0, "bytes": 0, "traces": 0, "metrics": 0, "logs": 0}
+STATUS = int(sys.argv[sys.argv.index("--status") + 1]) if "--status" in sys.argv else 200
+DELAY = float(sys.argv[sys.argv.index("--delay") + 1]) if "--delay" in sys.argv else 0.0
 lock = threading.Lock()
 
 
@@ -35,7 +40,9 @@ class Sink(http.server.BaseHTTPRequestHandler):
             counts["bytes"] += length
             if kind in counts:
                 counts[kind] += 1
-        self.send_response(200)
+        if DELAY:
+            time.sleep(DELAY)
+        self.send_response(STATUS)
         self.send_header("Content-Type", "application/x-protobuf")
         self.send_header("Content-Length", "0")
         self.end_headers()
