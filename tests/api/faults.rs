@@ -149,7 +149,9 @@ async fn redis_down_then_back_tracking_continues_and_workers_resume() {
     assert!(queue.dead_jobs().await.unwrap().is_empty());
     let lines = workers.lines();
     let warnings = lines.iter().filter(|l| l.contains("queue unavailable")).count();
-    assert_eq!(warnings, 1, "the outage is logged once, not per retry: {lines:#?}");
+    // Once per outage, not per retry (backing off 200 ms → 5 s retries 5 times in 7 s); a reconnect
+    // that fails once more right after the return may add a second line.
+    assert!((1..=2).contains(&warnings), "the outage is logged once, not per retry: {lines:#?}");
     let (code, lines) = blocking(|| workers.terminate());
     assert_eq!(code, Some(0), "{lines:#?}");
     let (code, lines) = blocking(|| serve.terminate());
