@@ -58,10 +58,13 @@ pub enum AccountError {
 /// Most sites one user may own (the original's limit).
 pub const MAX_SITES_PER_USER: i64 = 50;
 
-/// Trims and checks an email address: something@something, at most 254 characters.
+/// Longest email address in bytes (RFC 5321's path limit).
+pub const MAX_EMAIL_BYTES: usize = 254;
+
+/// Trims and checks an email address: something@something, at most [`MAX_EMAIL_BYTES`] bytes.
 pub fn normalize_email(email: &str) -> Result<String, AccountError> {
     let email = email.trim();
-    let valid = email.len() <= 254
+    let valid = email.len() <= MAX_EMAIL_BYTES
         && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
         && !email.chars().any(|c| c.is_whitespace() || c.is_control());
     if valid { Ok(email.to_string()) } else { Err(AccountError::Invalid(format!("'{email}' is not an email address"))) }

@@ -23,7 +23,7 @@ use crate::store::User;
 pub const SESSION_COOKIE: &str = "sessionid";
 
 /// Largest JSON body the API reads; account and site bodies are a few hundred bytes.
-const MAX_JSON_BODY: usize = 64 * 1024;
+pub const MAX_JSON_BODY: usize = 64 * 1024;
 
 /// A JSON request body of type `T`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -33,29 +33,29 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(|essence| {
-                let essence = essence.trim().to_ascii_lowercase();
-                essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
-            });
+        let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|_| ApiError::BadRequest("Could not read the request body".into()))?;
-        if bytes.len() > MAX_JSON_BODY {
-            return Err(ApiError::PayloadTooLarge { limit: MAX_JSON_BODY });
-        }
-        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
-        if text != b"{}" && is_json != Some(true) {
-            return Err(ApiError::UnsupportedMediaType("Content-Type must be application/json".into()));
-        }
-        serde_json::from_slice(text)
-            .map(ApiJson)
-            .map_err(|err| ApiError::BadRequest(format!("Invalid JSON body: {err}")))
+        parse_json_body(content_type.as_deref(), &bytes).map(ApiJson)
     }
+}
+
+/// The body of a JSON API request as `T`: [`ApiJson`]'s whole decision, without HTTP around it (the
+/// fuzz target `api_json` calls it). Every error is a 4xx [`ApiError`].
+pub fn parse_json_body<T: DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> Result<T, ApiError> {
+    if body.len() > MAX_JSON_BODY {
+        return Err(ApiError::PayloadTooLarge { limit: MAX_JSON_BODY });
+    }
+    let is_json = content_type.and_then(|v| v.split(';').next()).map(|essence| {
+        let essence = essence.trim().to_ascii_lowercase();
+        essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    });
+    let text: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
+    if text != b"{}" && is_json != Some(true) {
+        return Err(ApiError::UnsupportedMediaType("Content-Type must be application/json".into()));
+    }
+    serde_json::from_slice(text).map_err(|err| ApiError::BadRequest(format!("Invalid JSON body: {err}")))
 }
 
 /// Query parameters of type `T`.

@@ -1,4 +1,5 @@
-//! `GET /api/v1/openapi.json` describes every route, and every route it describes exists.
+//! `GET /api/v1/openapi.json` describes every route, and every route it describes exists and answers
+//! with a documented status. (`scripts/schemathesis` checks every answer's shape against it.)
 
 use crate::api_client::{ApiClient, answer};
 use crate::helpers::*;
@@ -25,7 +26,19 @@ async fn the_openapi_document_lists_exactly_routes_that_answer(backend: Backend)
                 answer(request.header("content-type", "application/json").body("{}").send().await.unwrap()).await;
             assert!(![404, 405].contains(&response.status), "{method} {path}: {}", response.status);
             assert!(response.body["error"].is_string(), "{method} {path}: a JSON error without credentials or fields");
+            let documented = &methods[method]["responses"][response.status.to_string()];
+            assert_eq!(
+                documented["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/Error",
+                "{method} {path}: {} is documented as an error",
+                response.status
+            );
         }
     }
-    assert_eq!(operations, 18);
+    assert_eq!(operations, 22);
+    let schemas = doc.body["components"]["schemas"].as_object().unwrap();
+    let text = doc.body.to_string();
+    for reference in text.split("\"#/components/schemas/").skip(1) {
+        let name = reference.split('"').next().unwrap();
+        assert!(schemas.contains_key(name), "dangling $ref to {name}");
+    }
 }

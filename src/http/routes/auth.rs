@@ -41,22 +41,25 @@ pub(super) fn only(allow: &'static str) -> impl Fn() -> std::future::Ready<ApiEr
     move || std::future::ready(ApiError::MethodNotAllowed { allow })
 }
 
+/// The body of `auth/signup` and `auth/login`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct Credentials {
+pub struct Credentials {
     email: Option<String>,
     password: Option<String>,
 }
 
+/// The body of `auth/forgot-password`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct ForgotPassword {
+pub struct ForgotPassword {
     email: Option<String>,
 }
 
+/// The body of `auth/reset-password`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct ResetPassword {
+pub struct ResetPassword {
     uid: Option<String>,
     token: Option<String>,
     new_password: Option<String>,

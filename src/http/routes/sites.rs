@@ -55,9 +55,10 @@ struct ListQuery {
     page: Option<String>,
 }
 
+/// The body of `POST sites`, `PUT` and `PATCH sites/{id}`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct SiteBody {
+pub struct SiteBody {
     name: Option<String>,
 }
 

@@ -26,9 +26,10 @@ pub fn router() -> Router<AppState> {
     router
 }
 
+/// The body of `POST auth/tokens`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct NewToken {
+pub struct NewToken {
     name: Option<String>,
 }
 
