@@ -154,6 +154,28 @@ mod tests {
         assert_eq!(session_cookie(&headers), None);
     }
 
+    #[derive(Debug, serde::Deserialize)]
+    struct Named {
+        #[allow(dead_code)]
+        name: Option<String>,
+    }
+
+    #[test]
+    fn json_bodies_are_the_value_or_a_4xx() {
+        let status = |result: Result<Named, ApiError>| {
+            result.map(|_| 200).unwrap_or_else(|err| axum::response::IntoResponse::into_response(err).status().as_u16())
+        };
+        assert_eq!(status(parse_json_body(Some("application/json"), br#"{"name":"x"}"#)), 200);
+        assert_eq!(status(parse_json_body(Some("application/vnd.api+json; charset=utf-8"), b"{}")), 200);
+        // An empty body reads as `{}` whatever the content type, so the handler names the missing fields.
+        assert_eq!(status(parse_json_body(None, b" \n")), 200);
+        assert_eq!(status(parse_json_body(Some("text/plain"), br#"{"name":"x"}"#)), 415);
+        assert_eq!(status(parse_json_body(Some("application/json"), br#"{"name":17}"#)), 400);
+        assert_eq!(status(parse_json_body(Some("application/json"), b"[\xff")), 400);
+        let huge = vec![b' '; MAX_JSON_BODY + 1];
+        assert_eq!(status(parse_json_body(Some("application/json"), &huge)), 413);
+    }
+
     #[test]
     fn bearer_tokens_need_the_scheme() {
         let mut headers = HeaderMap::new();
