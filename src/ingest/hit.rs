@@ -210,10 +210,11 @@ fn referrer_domain(referrer: &str) -> String {
     truncate(&domain, MAX_REFERRER_DOMAIN).to_string()
 }
 
-/// Removes control characters (NUL included) and cuts to `max` bytes at a character boundary.
+/// Removes control characters (C0 with NUL, DEL and C1) and cuts to `max` bytes at a character boundary.
 pub fn clean(value: &str, max: usize) -> String {
     let trimmed = value.trim();
-    if trimmed.bytes().any(|b| b < 0x20 || b == 0x7f) {
+    // Not only ASCII bytes: C1 controls (U+0080–U+009F) are two-byte characters (found by fuzzing).
+    if trimmed.chars().any(char::is_control) {
         let filtered: String = trimmed.chars().filter(|c| !c.is_control()).collect();
         truncate(&filtered, max).to_string()
     } else {
@@ -236,6 +237,17 @@ pub fn truncate(value: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clean_removes_c1_controls_too() {
+        // From fuzz/artifacts (track_params): U+0092 survived, as only ASCII control bytes were looked for.
+        assert_eq!(clean("a\u{92}b\u{9f}", 64), "ab");
+        assert_eq!(clean("a\u{0}b\u{7f}c", 64), "abc");
+        let mut params = TrackParams::default();
+        params.fill_from_urlencoded(b"sid=mossy-acorn%C2%92-8K2PN9&p=%2Fa%C2%85b");
+        assert_eq!(params.sid.as_deref(), Some("mossy-acorn-8K2PN9"));
+        assert_eq!(Page::from_params(&params).path, "/ab");
+    }
 
     fn params(query: &str) -> TrackParams {
         let mut p = TrackParams::default();
