@@ -231,7 +231,12 @@ const EXTRA_BOT_MARKERS: &[&str] = &[
 fn has_bot_word(lower: &str) -> bool {
     lower.match_indices("bot").any(|(i, _)| {
         let end = i + 3;
-        let word_start = lower[..i].rfind(|c: char| !c.is_ascii_alphanumeric()).map_or(0, |p| p + 1);
+        // After the separator's last byte: it may be multi-byte (U+FFFD from a lossy header; found by fuzzing).
+        let word_start = lower[..i]
+            .char_indices()
+            .rev()
+            .find(|&(_, c)| !c.is_ascii_alphanumeric())
+            .map_or(0, |(p, c)| p + c.len_utf8());
         !lower[end..].starts_with(|c: char| c.is_ascii_alphabetic())
             && i - word_start >= 2
             && &lower[word_start..end] != "cubot"

@@ -518,3 +518,15 @@ fn odd_inputs_never_panic() {
         assert_eq!(*a, classify(truncate_bytes(ua, MAX_UA_BYTES)), "{ua:?}");
     }
 }
+
+#[test]
+fn a_bot_word_after_a_multibyte_character_does_not_panic() {
+    // From the user_agent fuzz target: the separator before "googlebot" was U+FFFD (3 bytes), and the
+    // word was sliced from inside it.
+    assert!(has_bot_word("mozilla/2.0 (compatible \u{fffd}googlebot/2.1)"));
+    assert!(has_bot_word("\u{e9}\u{fffd}ahrefsbot"));
+    let parser = UaParser::new(0);
+    assert!(
+        parser.parse("Mozilla/2.0 (compatiblP\u{0}\u{0}\n\u{fffd}ooglebot/\u{10}.1; +http://wwwLinux.go)").is_bot()
+    );
+}
