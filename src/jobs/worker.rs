@@ -258,10 +258,17 @@ impl Worker {
         Fut: std::future::Future<Output = Result<T, QueueError>>,
     {
         let mut backoff = Duration::from_millis(100);
+        let mut failing_since: Option<std::time::Instant> = None;
         loop {
             match update().await {
-                Ok(value) => return Some(value),
+                Ok(value) => {
+                    if let Some(since) = failing_since {
+                        tracing::info!(after = ?since.elapsed(), "Redis is back; resuming");
+                    }
+                    return Some(value);
+                }
                 Err(err) => {
+                    failing_since.get_or_insert_with(std::time::Instant::now);
                     tracing::warn!(error = %anyhow::Error::from(err), "could not update the queue; retrying");
                     tokio::select! {
                         () = stop.cancelled() => return None,
