@@ -87,8 +87,8 @@ async fn sqlite_disk_full_answers_503_and_recovers_when_space_returns() {
     assert_every_acknowledged_stored(&outcome, &stored, "after the disk filled up");
 }
 
-/// Redis stops for longer than the worker's longest backoff (5 s), then comes back.
-const REDIS_OUTAGE: Duration = Duration::from_secs(7);
+/// Redis stops for a minute (the outage; twelve times the worker's longest backoff of 5 s), then comes back.
+const REDIS_OUTAGE: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_then_back_tracking_continues_and_workers_resume() {
