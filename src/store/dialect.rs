@@ -169,38 +169,40 @@ impl Dialect {
     /// Inserts or refreshes sessions from a JSON array of session objects, writing only the rows
     /// that differ, so a rerun over unchanged data writes nothing.
     pub(super) fn upsert_sessions_sql(self) -> &'static str {
+        /// The columns, and what both backends do on a conflict: rewrite only a changed session.
+        macro_rules! upsert_sessions {
+            ($source:literal) => {
+                concat!(
+                    "INSERT INTO sessions (id, site_id, visitor_id, started_at, last_seen_at, pageview_count, ",
+                    "is_bounce, duration_ms, entry_page, exit_page, referrer, referrer_domain) ",
+                    $source,
+                    " ON CONFLICT (id) DO UPDATE SET visitor_id = excluded.visitor_id, ",
+                    "started_at = excluded.started_at, last_seen_at = excluded.last_seen_at, ",
+                    "pageview_count = excluded.pageview_count, is_bounce = excluded.is_bounce, ",
+                    "duration_ms = excluded.duration_ms, entry_page = excluded.entry_page, ",
+                    "exit_page = excluded.exit_page, referrer = excluded.referrer, ",
+                    "referrer_domain = excluded.referrer_domain ",
+                    "WHERE sessions.started_at <> excluded.started_at OR sessions.last_seen_at <> excluded.last_seen_at ",
+                    "OR sessions.pageview_count <> excluded.pageview_count OR sessions.exit_page <> excluded.exit_page ",
+                    "OR sessions.entry_page <> excluded.entry_page"
+                )
+            };
+        }
         match self {
-            Dialect::Sqlite => {
-                "INSERT INTO sessions (id, site_id, visitor_id, started_at, last_seen_at, pageview_count, is_bounce, \
-                 duration_ms, entry_page, exit_page, referrer, referrer_domain) \
-                 SELECT value ->> 'id', value ->> 'site_id', value ->> 'visitor_id', value ->> 'started_at', \
+            // `WHERE true`: SQLite's parser needs it between `INSERT … SELECT` and `ON CONFLICT`.
+            Dialect::Sqlite => upsert_sessions!(
+                "SELECT value ->> 'id', value ->> 'site_id', value ->> 'visitor_id', value ->> 'started_at', \
                  value ->> 'last_seen_at', value ->> 'pageview_count', value ->> 'is_bounce', value ->> 'duration_ms', \
                  value ->> 'entry_page', value ->> 'exit_page', value ->> 'referrer', value ->> 'referrer_domain' \
-                 FROM jsonb_each($1) WHERE true \
-                 ON CONFLICT (id) DO UPDATE SET visitor_id = excluded.visitor_id, started_at = excluded.started_at, \
-                 last_seen_at = excluded.last_seen_at, pageview_count = excluded.pageview_count, \
-                 is_bounce = excluded.is_bounce, duration_ms = excluded.duration_ms, entry_page = excluded.entry_page, \
-                 exit_page = excluded.exit_page, referrer = excluded.referrer, referrer_domain = excluded.referrer_domain \
-                 WHERE sessions.started_at <> excluded.started_at OR sessions.last_seen_at <> excluded.last_seen_at \
-                 OR sessions.pageview_count <> excluded.pageview_count OR sessions.exit_page <> excluded.exit_page \
-                 OR sessions.entry_page <> excluded.entry_page"
-            }
-            Dialect::Postgres => {
-                "INSERT INTO sessions (id, site_id, visitor_id, started_at, last_seen_at, pageview_count, is_bounce, \
-                 duration_ms, entry_page, exit_page, referrer, referrer_domain) \
-                 SELECT id, site_id, visitor_id, started_at, last_seen_at, pageview_count, is_bounce, duration_ms, \
+                 FROM jsonb_each($1) WHERE true"
+            ),
+            Dialect::Postgres => upsert_sessions!(
+                "SELECT id, site_id, visitor_id, started_at, last_seen_at, pageview_count, is_bounce, duration_ms, \
                  entry_page, exit_page, referrer, referrer_domain \
                  FROM json_to_recordset($1::json) AS r(id BIGINT, site_id BIGINT, visitor_id BIGINT, started_at BIGINT, \
                  last_seen_at BIGINT, pageview_count BIGINT, is_bounce BIGINT, duration_ms BIGINT, entry_page TEXT, \
-                 exit_page TEXT, referrer TEXT, referrer_domain TEXT) \
-                 ON CONFLICT (id) DO UPDATE SET visitor_id = excluded.visitor_id, started_at = excluded.started_at, \
-                 last_seen_at = excluded.last_seen_at, pageview_count = excluded.pageview_count, \
-                 is_bounce = excluded.is_bounce, duration_ms = excluded.duration_ms, entry_page = excluded.entry_page, \
-                 exit_page = excluded.exit_page, referrer = excluded.referrer, referrer_domain = excluded.referrer_domain \
-                 WHERE sessions.started_at <> excluded.started_at OR sessions.last_seen_at <> excluded.last_seen_at \
-                 OR sessions.pageview_count <> excluded.pageview_count OR sessions.exit_page <> excluded.exit_page \
-                 OR sessions.entry_page <> excluded.entry_page"
-            }
+                 exit_page TEXT, referrer TEXT, referrer_domain TEXT)"
+            ),
         }
     }
 
