@@ -100,7 +100,7 @@ pub struct IngestConfig {
 #[derive(Debug, Clone, clap::Args)]
 pub struct AccountsConfig {
     /// The dashboard's origin(s), comma-separated: CORS with credentials is allowed for exactly these,
-    /// and reset links point at the first one (or at `PUBLIC_URL` when this is empty).
+    /// and reset links point at the first one when `PUBLIC_URL` is not set.
     #[arg(long, env = "FRONTEND_URL", default_value = "http://localhost:7777", value_parser = parse_origins)]
     pub frontend_url: Origins,
     /// Where this server is reached, e.g. `https://stats.example.com`; an `https` URL makes the session
@@ -170,9 +170,10 @@ impl AccountsConfig {
         origins
     }
 
-    /// The base of links in mail: the first `FRONTEND_URL` origin, else `PUBLIC_URL`.
+    /// The base of links in mail: `PUBLIC_URL` (this server serves the dashboard), else the first
+    /// `FRONTEND_URL` origin (the original dashboard run on its own).
     pub fn link_base(&self) -> String {
-        let base = self.frontend_url.0.first().cloned().or_else(|| self.public_url.clone()).unwrap_or_default();
+        let base = self.public_url.clone().or_else(|| self.frontend_url.0.first().cloned()).unwrap_or_default();
         base.trim().trim_end_matches('/').to_string()
     }
 }
@@ -399,6 +400,14 @@ mod tests {
         let err = parse_origins("https://app.example.com/dashboard").unwrap_err();
         assert!(err.starts_with("FRONTEND_URL must be"), "{err}");
         assert!(parse_origins("").expect("empty is fine").0.is_empty());
+    }
+
+    #[test]
+    fn reset_links_point_at_the_public_url_else_the_frontend() {
+        let mut config = AccountsConfig::for_tests();
+        assert_eq!(config.link_base(), "http://localhost:7777");
+        config.public_url = Some("https://stats.example.com/".into());
+        assert_eq!(config.link_base(), "https://stats.example.com");
     }
 
     #[test]
