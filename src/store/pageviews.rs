@@ -51,8 +51,7 @@ impl Store {
             return Ok(());
         }
         let sql = self.dialect.insert_pageviews_sql();
-        let batch =
-            serde_json::to_string(rows).map_err(|err| StoreError::Database(sqlx::Error::Encode(Box::new(err))))?;
+        let batch = super::json_batch(rows)?;
         let span = self.span("INSERT", "pageviews", sql);
         if !span.is_disabled() {
             for request in requests {

@@ -25,7 +25,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::rollups::DAY_MS;
-use super::{Store, StoreError, traced};
+use super::{Store, StoreError, json_batch, traced};
 
 /// Inactivity that ends a session; the same value as `ingest::visitor::SESSION_TIMEOUT_MS`, which
 /// decides how long after midnight `visitor_id_prev` is recorded.
@@ -279,7 +279,7 @@ impl Store {
         pass.sessions.retain(|session| session.has_entry);
         if !pass.changes.is_empty() {
             let sql = self.dialect.set_session_ids_sql();
-            let batch = to_json(&pass.changes)?;
+            let batch = json_batch(&pass.changes)?;
             traced(self.span("UPDATE", "pageviews", sql), sqlx::query(sql).bind(batch).execute(&mut **tx)).await?;
         }
         traced(
@@ -289,7 +289,7 @@ impl Store {
         .await?;
         if !pass.sessions.is_empty() {
             let sql = self.dialect.upsert_sessions_sql();
-            let batch = to_json(&pass.sessions)?;
+            let batch = json_batch(&pass.sessions)?;
             traced(self.span("INSERT", "sessions", sql), sqlx::query(sql).bind(batch).execute(&mut **tx)).await?;
         }
         Ok(())
@@ -315,10 +315,6 @@ impl Store {
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
     }
-}
-
-fn to_json<T: Serialize>(rows: &[T]) -> Result<String, StoreError> {
-    serde_json::to_string(rows).map_err(|err| StoreError::Database(sqlx::Error::Encode(Box::new(err))))
 }
 
 #[cfg(test)]
