@@ -130,16 +130,12 @@ impl Worker {
             .await;
             match taken {
                 Ok(Some((raw, job))) => {
-                    if let Some(since) = down_since.take() {
-                        tracing::info!(after = ?since.elapsed(), "Redis is back; resuming");
-                    }
+                    log_redis_back(&mut down_since);
                     backoff = Duration::from_millis(200);
                     self.handle(stop, &raw, job, &mut summary).await;
                 }
                 Ok(None) => {
-                    if let Some(since) = down_since.take() {
-                        tracing::info!(after = ?since.elapsed(), "Redis is back; resuming");
-                    }
+                    log_redis_back(&mut down_since);
                     backoff = Duration::from_millis(200);
                     if burst {
                         break;
@@ -262,9 +258,7 @@ impl Worker {
         loop {
             match update().await {
                 Ok(value) => {
-                    if let Some(since) = failing_since {
-                        tracing::info!(after = ?since.elapsed(), "Redis is back; resuming");
-                    }
+                    log_redis_back(&mut failing_since);
                     return Some(value);
                 }
                 Err(err) => {
@@ -278,5 +272,12 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+/// Logs the end of an outage that began at `down_since`, once.
+fn log_redis_back(down_since: &mut Option<std::time::Instant>) {
+    if let Some(since) = down_since.take() {
+        tracing::info!(after = ?since.elapsed(), "Redis is back; resuming");
     }
 }
