@@ -47,12 +47,13 @@ impl App {
         let tasks = TaskTracker::new();
         let writer = Writer::spawn(
             &tasks,
-            store.clone(),
+            &store,
             store.dialect().ingest_writers(),
             config.ingest.batch as usize,
             config.ingest.queue as usize,
             Duration::from_millis(config.ingest.wait_ms),
-        );
+        )
+        .context("opening the ingest writer's connection")?;
         let geo = config.ingest.geoip_db.as_deref().map(GeoIp::open).transpose()?;
         let ingest = Arc::new(Ingest::new(store.clone(), UaParser::new(config.ingest.ua_cache), writer).with_geo(geo));
         let state = AppState {

@@ -1,4 +1,4 @@
-//! Group commit: request handlers hand rows to a bounded queue and wait; writer tasks commit whatever
+//! Group commit: request handlers hand rows to a bounded queue and wait; writer threads commit whatever
 //! has gathered in one transaction and then answer every waiter.
 //!
 //! Invariant: a waiter gets `Ok` only after the transaction holding its row has committed. The queue is
@@ -6,13 +6,13 @@
 //! The writers stop when the last [`Writer`] clone is dropped and the queue is drained: shutdown
 //! cannot lose an accepted row.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
-use crate::store::{NewPageview, Store, StoreError};
+use crate::store::{InsertError, NewPageview, PageviewInserter, Store};
 use crate::telemetry::names;
 
 /// Why a row was not stored.
@@ -44,21 +44,24 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts `writers` tasks on `tasks` that commit up to `batch` rows per transaction.
+    /// Starts `writers` threads on `tasks` that commit up to `batch` rows per transaction, each with
+    /// its own [`PageviewInserter`]. Call from async code.
     pub fn spawn(
         tasks: &TaskTracker,
-        store: Store,
+        store: &Store,
         writers: usize,
         batch: usize,
         capacity: usize,
         wait: Duration,
-    ) -> Writer {
+    ) -> Result<Writer, InsertError> {
         let (queue, receiver) = mpsc::channel(capacity);
         let receiver = Arc::new(Mutex::new(receiver));
         for _ in 0..writers.max(1) {
-            tasks.spawn(run_writer(store.clone(), receiver.clone(), batch));
+            let inserter = store.pageview_inserter()?;
+            let receiver = receiver.clone();
+            tasks.spawn_blocking(move || run_writer(inserter, &receiver, batch));
         }
-        Writer { queue, wait }
+        Ok(Writer { queue, wait })
     }
 
     /// Stores one pageview; returns once it is committed.
@@ -70,7 +73,7 @@ impl Writer {
             Err(mpsc::error::SendTimeoutError::Timeout(_)) => return Err(WriteError::Busy),
             Err(mpsc::error::SendTimeoutError::Closed(_)) => return Err(WriteError::Closed),
         }
-        // A writer always answers before dropping `done`; a dropped sender means the task died.
+        // A writer always answers before dropping `done`; a dropped sender means the thread died.
         committed.await.unwrap_or(Err(WriteError::Closed))
     }
 
@@ -85,51 +88,59 @@ impl Writer {
     }
 }
 
-async fn run_writer(store: Store, receiver: Arc<Mutex<mpsc::Receiver<Pending>>>, batch: usize) {
+/// One writer thread: wait for rows, take whatever has gathered (up to `batch`), commit, answer.
+fn run_writer(mut inserter: PageviewInserter, receiver: &Mutex<mpsc::Receiver<Pending>>, batch: usize) {
     let mut pending = Vec::with_capacity(batch);
     loop {
-        // Only one writer gathers at a time; the others commit meanwhile. `recv_many` returns as
-        // soon as anything is queued, so a lone request is never held back to fill a batch.
-        let (received, waiting) = {
-            let mut receiver = receiver.lock().await;
-            let received = receiver.recv_many(&mut pending, batch).await;
-            (received, receiver.len())
+        // Only one writer gathers at a time; the others commit meanwhile. A lone request is never
+        // held back to fill a batch: the batch is whatever is queued when the first row arrives.
+        let waiting = {
+            let mut receiver = receiver.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let Some(first) = receiver.blocking_recv() else {
+                return; // every Writer dropped and the queue is empty
+            };
+            pending.push(first);
+            while pending.len() < batch {
+                match receiver.try_recv() {
+                    Ok(next) => pending.push(next),
+                    Err(_) => break,
+                }
+            }
+            receiver.len()
         };
-        if received == 0 {
-            return; // every Writer dropped and the queue is empty
-        }
-        crate::telemetry::metrics::writer_batch(received, waiting);
-        commit(&store, &mut pending).await;
+        crate::telemetry::metrics::writer_batch(pending.len(), waiting);
+        commit(&mut inserter, &mut pending);
     }
 }
 
-async fn commit(store: &Store, pending: &mut Vec<Pending>) {
-    let rows: Vec<NewPageview> = pending.iter().map(|p| p.row.clone()).collect();
+fn commit(inserter: &mut PageviewInserter, pending: &mut Vec<Pending>) {
     // A root span per batch; its INSERT child links to every request span it stores.
-    let span = tracing::info_span!(parent: None, names::INGEST_BATCH, { names::BATCH_SIZE } = rows.len());
-    let requests: Vec<&tracing::Span> =
-        if span.is_disabled() { Vec::new() } else { pending.iter().map(|p| &p.span).collect() };
-    let result = tracing::Instrument::instrument(store.insert_pageviews_linked(&rows, &requests), span.clone()).await;
+    let span = tracing::info_span!(parent: None, names::INGEST_BATCH, { names::BATCH_SIZE } = pending.len());
+    let result = {
+        let _entered = span.enter();
+        let rows: Vec<&NewPageview> = pending.iter().map(|p| &p.row).collect();
+        let requests: Vec<&tracing::Span> =
+            if span.is_disabled() { Vec::new() } else { pending.iter().map(|p| &p.span).collect() };
+        inserter.insert(&rows, &requests)
+    };
     match result {
         Ok(()) => {
             for p in pending.drain(..) {
                 let _ = p.done.send(Ok(()));
             }
         }
-        Err(StoreError::Unavailable(err)) => {
-            tracing::warn!(error = %err, rows = rows.len(), "batch not stored: database unavailable");
+        Err(InsertError::Unavailable(err)) => {
+            tracing::warn!(error = %err, rows = pending.len(), "batch not stored: database unavailable");
             for p in pending.drain(..) {
                 let _ = p.done.send(Err(WriteError::Busy));
             }
         }
-        Err(err) if pending.len() > 1 => {
+        Err(InsertError::Refused(err)) if pending.len() > 1 => {
             // One bad row must not sink its neighbours: store them one by one to find it.
-            tracing::warn!(error = %err, rows = rows.len(), "batch refused; retrying rows one by one");
+            tracing::warn!(error = %err, rows = pending.len(), "batch refused; retrying rows one by one");
             for p in pending.drain(..) {
-                let result = store
-                    .insert_pageviews_linked(std::slice::from_ref(&p.row), &[&p.span])
-                    .await
-                    .map_err(to_write_error);
+                let _entered = span.enter();
+                let result = inserter.insert(&[&p.row], &[&p.span]).map_err(to_write_error);
                 let _ = p.done.send(result);
             }
         }
@@ -142,9 +153,9 @@ async fn commit(store: &Store, pending: &mut Vec<Pending>) {
     }
 }
 
-fn to_write_error(err: StoreError) -> WriteError {
+fn to_write_error(err: InsertError) -> WriteError {
     match err {
-        StoreError::Unavailable(_) => WriteError::Busy,
-        other => WriteError::Refused(format!("{:#}", anyhow::Error::from(other))),
+        InsertError::Unavailable(_) => WriteError::Busy,
+        InsertError::Refused(message) => WriteError::Refused(message),
     }
 }

@@ -50,6 +50,13 @@ impl Dialect {
         }
     }
 
+    /// Whether the pool pings a connection before handing it out. A SQLite connection is a file
+    /// handle that cannot go stale, and the ping is a round trip to its worker thread on every
+    /// acquire (half the hops of an ingest batch); a PostgreSQL connection can die with its server.
+    pub(super) fn test_before_acquire(self) -> bool {
+        matches!(self, Dialect::Postgres)
+    }
+
     /// How many group-commit writers run at once: one for SQLite (a single writer lock), several for
     /// PostgreSQL so one batch commits while the next is gathered.
     pub fn ingest_writers(self) -> usize {
@@ -94,7 +101,7 @@ impl Dialect {
     pub(super) fn is_unavailable(err: &dyn sqlx::error::DatabaseError) -> bool {
         let Some(code) = err.code() else { return false };
         if let Ok(extended) = code.parse::<i32>() {
-            return matches!(extended & 0xff, 5 | 6 | 8 | 10 | 13 | 14);
+            return sqlite_code_is_unavailable(extended);
         }
         ["08", "53", "58", "57P01", "57P02", "57P03", "40001"].iter().any(|prefix| code.starts_with(prefix))
     }
@@ -222,4 +229,9 @@ impl Dialect {
             }
         }
     }
+}
+
+/// SQLite's half of [`Dialect::is_unavailable`], for an extended result code.
+pub(super) fn sqlite_code_is_unavailable(extended: i32) -> bool {
+    matches!(extended & 0xff, 5 | 6 | 8 | 10 | 13 | 14)
 }

@@ -9,6 +9,7 @@
 mod auth;
 mod checkpoint;
 mod dialect;
+mod inserter;
 mod pageviews;
 mod retention;
 mod rollups;
@@ -28,6 +29,7 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use auth::ApiToken;
 pub use dialect::Dialect;
+pub use inserter::{InsertError, PageviewInserter};
 pub use pageviews::{NewPageview, StoredPageview};
 pub use retention::PrunableSite;
 pub use rollups::{DAY_MS, Grain, HOUR_MS, RollupCounts, RollupRow, SiteRef};
@@ -68,6 +70,8 @@ impl From<sqlx::Error> for StoreError {
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
+    /// SQLite only: the file, for the ingest writer's own connection ([`PageviewInserter`]).
+    sqlite_file: Option<inserter::SqliteFile>,
 }
 
 static INSTALL_DRIVERS: Once = Once::new();
@@ -85,6 +89,7 @@ impl Store {
         let sync = config.sqlite_sync;
         let pool = AnyPoolOptions::new()
             .max_connections(dialect.pool_size())
+            .test_before_acquire(dialect.test_before_acquire())
             .acquire_timeout(Duration::from_secs(5))
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
@@ -96,7 +101,14 @@ impl Store {
             })
             .connect_with(options)
             .await?;
-        let store = Store { pool, dialect };
+        let sqlite_file = match dialect {
+            Dialect::Sqlite => Some(inserter::SqliteFile {
+                path: sqlx::sqlite::SqliteConnectOptions::from_str(&url)?.get_filename().to_path_buf(),
+                sync,
+            }),
+            Dialect::Postgres => None,
+        };
+        let store = Store { pool, dialect, sqlite_file };
         store.migrate().await?;
         Ok(store)
     }

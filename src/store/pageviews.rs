@@ -42,9 +42,9 @@ impl Store {
     /// [`Store::insert_pageviews`] whose INSERT span carries a span link to each of `requests`
     /// (the spans of the requests whose rows these are), so every pageview's trace leads to the
     /// statement that stored it.
-    pub async fn insert_pageviews_linked(
+    pub async fn insert_pageviews_linked<R: serde::Serialize + Sync>(
         &self,
-        rows: &[NewPageview],
+        rows: &[R],
         requests: &[&tracing::Span],
     ) -> Result<(), StoreError> {
         if rows.is_empty() {

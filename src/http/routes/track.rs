@@ -131,7 +131,12 @@ async fn handle(
 }
 
 fn ok_response() -> Response {
-    let mut response = axum::Json(serde_json::json!({ "status": "ok" })).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        r#"{"status":"ok"}"#,
+    )
+        .into_response()
 }
