@@ -7,6 +7,8 @@
 use std::borrow::Cow;
 
 use url::form_urlencoded;
+use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
+use utoipa::{IntoParams, ToSchema};
 
 /// Limits, in bytes. Longer values are truncated at a character boundary, never rejected: losing the
 /// tail of a 5 KB URL is better than losing the pageview.
@@ -22,14 +24,55 @@ pub const MAX_QS: usize = 4096;
 /// Request bodies above this answer 413.
 pub const MAX_BODY: usize = 16 * 1024;
 
-/// The raw parameters of one tracking request, query string first (it wins over the body).
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+/// The raw parameters of one tracking request, query string first (it wins over the body). Their
+/// schemas (query parameters and body fields alike) carry the limits above.
+#[derive(Debug, Default, Clone, PartialEq, Eq, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+#[schema(description = format!("A body of at most {MAX_BODY} bytes"))]
 pub struct TrackParams {
+    #[param(schema_with = sid_schema)]
+    #[schema(schema_with = sid_schema)]
     pub sid: Option<String>,
+    #[param(schema_with = h_schema)]
+    #[schema(schema_with = h_schema)]
     pub h: Option<String>,
+    #[param(schema_with = p_schema)]
+    #[schema(schema_with = p_schema)]
     pub p: Option<String>,
+    #[param(schema_with = r_schema)]
+    #[schema(schema_with = r_schema)]
     pub r: Option<String>,
+    #[param(schema_with = qs_schema)]
+    #[schema(schema_with = qs_schema)]
     pub qs: Option<String>,
+}
+
+fn tracked(max: usize, what: &str) -> Object {
+    let description = format!("{what}; longer values are cut at {max} bytes");
+    ObjectBuilder::new().schema_type(Type::String).description(Some(description)).build()
+}
+
+fn sid_schema() -> Object {
+    tracked(
+        MAX_SITE_IDENTIFIER,
+        "Site identifier, e.g. mossy-acorn-8K2PN9: required, here or in the body (400 without)",
+    )
+}
+
+fn h_schema() -> Object {
+    tracked(MAX_HOSTNAME, "Origin of the page, e.g. https://example.com")
+}
+
+fn p_schema() -> Object {
+    tracked(MAX_PATH, "Path of the page")
+}
+
+fn r_schema() -> Object {
+    tracked(MAX_REFERRER, "Referrer URL")
+}
+
+fn qs_schema() -> Object {
+    tracked(MAX_QS, "JSON object of whitelisted query parameters (utm_*); malformed: ignored")
 }
 
 /// Why a body could not be read as tracking parameters.

@@ -12,28 +12,37 @@ use std::collections::HashMap;
 
 use chrono::NaiveDate;
 use serde::Serialize;
+use utoipa::openapi::schema::{AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
 
 use super::StatsError;
 use super::range::{Buckets, Range, TzOffset, ms_of_date};
 use crate::store::{Grain, HOUR_MS, Site, Store};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct HourPoint {
     /// Start of the bucket in UTC, `2025-09-08T05:00:00+00:00`.
     pub hour: String,
     /// The viewer's local hour, `12:00 AM`, `2:00 PM`.
     pub hour_display: String,
+    #[schema(minimum = 0)]
     pub pageviews: i64,
+    #[schema(minimum = 0)]
     pub unique_sessions: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DayPoint {
     /// `2025-09-01`.
     pub day: String,
     /// `Sep 01`.
     pub day_display: String,
+    #[schema(minimum = 0)]
     pub pageviews: i64,
+    #[schema(minimum = 0)]
     pub unique_sessions: i64,
 }
 
@@ -65,6 +74,51 @@ pub struct Chart {
     pub timezone_offset: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous: Option<Period>,
+}
+
+/// The API's schema of a chart: an hourly one or a daily one, each with exactly the fields it
+/// serializes. Written out because utoipa renders serde's `flatten` (of [`Period`] and [`Series`]) as
+/// an `allOf`, which cannot forbid other fields.
+impl PartialSchema for Chart {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(chart_of::<HourPoint>("hours", "hourly"))
+            .item(chart_of::<DayPoint>("days", "daily"))
+            .into()
+    }
+}
+
+impl ToSchema for Chart {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((HourPoint::name().into(), HourPoint::schema()));
+        schemas.push((DayPoint::name().into(), DayPoint::schema()));
+        schemas.push((Range::name().into(), Range::schema()));
+        schemas.push((TzOffset::name().into(), TzOffset::schema()));
+    }
+}
+
+/// A [`Period`] whose series is `series`, of `P` points.
+fn period_of<P: ToSchema>(series: &str) -> ObjectBuilder {
+    let count = || ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0));
+    ObjectBuilder::new()
+        .property(series, ArrayBuilder::new().items(Ref::from_schema_name(P::name())))
+        .required(series)
+        .property("total_pageviews", count())
+        .required("total_pageviews")
+        .property("total_unique_sessions", count())
+        .required("total_unique_sessions")
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+}
+
+/// A [`Chart`] whose series is `series`, of `P` points.
+fn chart_of<P: ToSchema>(series: &str, data_type: &str) -> ObjectBuilder {
+    period_of::<P>(series)
+        .property("range", Ref::from_schema_name(Range::name()))
+        .required("range")
+        .property("data_type", ObjectBuilder::new().schema_type(Type::String).enum_values(Some([data_type])))
+        .required("data_type")
+        .property("timezone_offset", Ref::from_schema_name(TzOffset::name()))
+        .property("previous", period_of::<P>(series).description(Some("The period before, with compare=previous")))
 }
 
 /// The chart of `site` for `range`, as seen from `offset` at `now_ms`.
@@ -187,5 +241,45 @@ mod tests {
             "12:00 AM"
         );
         assert_eq!(day_label("2025-09-01".parse().unwrap()), "Sep 01");
+    }
+
+    /// The hand-written schema has exactly the fields the real type serializes, in both shapes.
+    #[test]
+    fn the_chart_schema_matches_what_a_chart_serializes() {
+        let schema = serde_json::to_value(Chart::schema()).unwrap();
+        let hour = HourPoint { hour: "h".into(), hour_display: "d".into(), pageviews: 1, unique_sessions: 1 };
+        let day = DayPoint { day: "d".into(), day_display: "d".into(), pageviews: 1, unique_sessions: 1 };
+        let hours =
+            || Period { series: Series::Hours(vec![hour.clone()]), total_pageviews: 1, total_unique_sessions: 1 };
+        let days = || Period { series: Series::Days(vec![day.clone()]), total_pageviews: 1, total_unique_sessions: 1 };
+        let keys = |value: &serde_json::Value| {
+            let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
+            keys.sort();
+            keys
+        };
+        let sorted = |names: &serde_json::Value| {
+            let mut names: Vec<String> =
+                names.as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_string()).collect();
+            names.sort();
+            names
+        };
+        for (branch, range, data_type, period) in
+            [(0, Range::Today, "hourly", hours()), (1, Range::Last7Days, "daily", days())]
+        {
+            let object = &schema["oneOf"][branch];
+            let bare = Chart {
+                current: period.clone(),
+                range: range.as_str(),
+                data_type,
+                timezone_offset: None,
+                previous: None,
+            };
+            let full = Chart { timezone_offset: Some(-60), previous: Some(period), ..bare.clone() };
+            assert_eq!(keys(&serde_json::to_value(&bare).unwrap()), sorted(&object["required"]));
+            let full = serde_json::to_value(&full).unwrap();
+            assert_eq!(keys(&full), keys(&object["properties"]));
+            assert_eq!(keys(&full["previous"]), keys(&object["properties"]["previous"]["properties"]));
+            assert_eq!(object["properties"]["data_type"]["enum"][0], data_type);
+        }
     }
 }

@@ -7,7 +7,11 @@
 //! UTC day (the hashing salt rotates at 00:00 UTC), so a UTC day is the finest unit for which
 //! "unique visitors" is exact, and the daily rollups are kept per UTC day.
 
+use std::borrow::Cow;
+
 use chrono::{Datelike, Days, Months, NaiveDate};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 use super::StatsError;
 use crate::store::{DAY_MS, HOUR_MS};
@@ -60,6 +64,15 @@ impl Range {
     }
 }
 
+/// The API's schema of a range name: one of [`Range::ALL`].
+impl utoipa::PartialSchema for Range {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new().schema_type(Type::String).enum_values(Some(Range::ALL.map(Range::as_str))).into()
+    }
+}
+
+impl utoipa::ToSchema for Range {}
+
 /// Minutes west of UTC, within [`MIN_OFFSET`]..=[`MAX_OFFSET`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TzOffset(i32);
@@ -98,6 +111,24 @@ impl TzOffset {
     /// The UTC instant of local midnight starting `date`.
     pub fn local_midnight(self, date: NaiveDate) -> i64 {
         ms_of_date(date) + self.ms()
+    }
+}
+
+/// The API's schema of `timezone_offset`.
+impl utoipa::PartialSchema for TzOffset {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(MIN_OFFSET))
+            .maximum(Some(MAX_OFFSET))
+            .description(Some("Minutes west of UTC, as Date.getTimezoneOffset()"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for TzOffset {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("TimezoneOffset")
     }
 }
 

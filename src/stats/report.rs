@@ -9,7 +9,12 @@
 //! `daily_stats` row shows new raw rows, so they lag and agree with the chart; `today`, `yesterday`
 //! (cut at the viewer's midnight) and path-filtered breakdowns read raw rows.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 use super::StatsError;
 use super::chart::chart;
@@ -144,14 +149,29 @@ impl Breakdown {
     }
 }
 
+/// The API's schema of a breakdown name: one of [`Breakdown::ALL`].
+impl utoipa::PartialSchema for Breakdown {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new().schema_type(Type::String).enum_values(Some(Breakdown::ALL.map(Breakdown::as_str))).into()
+    }
+}
+
+impl ToSchema for Breakdown {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("BreakdownName")
+    }
+}
+
 /// A number now and in the previous period.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Compared<T> {
     pub value: T,
     pub previous: T,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Totals {
     pub pageviews: Compared<i64>,
     pub visitors: Compared<i64>,

@@ -10,12 +10,16 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{Object, SchemaFormat};
 
 use super::super::extract::{ApiJson, SESSION_COOKIE, SessionUser};
-use super::super::{AppState, both_mounts, client_ip::client_ip, error::ApiError};
+use super::super::{AppState, both_mounts, client_ip::client_ip, error::ApiError, error::ErrorBody};
+use super::openapi::{self, JsonBody, LoginThrottled, SessionOnly, Unavailable};
+use crate::accounts::MAX_EMAIL_BYTES;
 use crate::accounts::auth::SESSION_TTL;
+use crate::accounts::password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
 use crate::store::User;
 
 pub fn router() -> Router<AppState> {
@@ -41,43 +45,142 @@ pub(super) fn only(allow: &'static str) -> impl Fn() -> std::future::Ready<ApiEr
     move || std::future::ready(ApiError::MethodNotAllowed { allow })
 }
 
-/// The body of `auth/signup` and `auth/login`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+/// The body of `auth/login`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(description = openapi::json_body())]
 pub struct Credentials {
+    /// Trimmed, case-insensitive
+    #[schema(required, nullable = false)]
     email: Option<String>,
+    /// Any string: a wrong one is 401
+    #[schema(required, nullable = false)]
     password: Option<String>,
 }
 
+/// The body of `auth/signup`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(description = openapi::json_body())]
+pub struct NewAccount {
+    #[schema(required, schema_with = new_email)]
+    email: Option<String>,
+    #[schema(required, schema_with = new_password)]
+    password: Option<String>,
+}
+
+fn new_email() -> Object {
+    openapi::text("Trimmed, case-insensitive")
+        .format(Some(SchemaFormat::Custom("email".into())))
+        .max_length(Some(MAX_EMAIL_BYTES))
+        .build()
+}
+
+fn new_password() -> Object {
+    let description = format!("{MIN_PASSWORD_CHARS} characters to {MAX_PASSWORD_BYTES} bytes");
+    openapi::text(description).min_length(Some(MIN_PASSWORD_CHARS)).build()
+}
+
 /// The body of `auth/forgot-password`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(description = openapi::json_body())]
 pub struct ForgotPassword {
+    #[schema(required, nullable = false)]
     email: Option<String>,
 }
 
 /// The body of `auth/reset-password`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(description = openapi::json_body())]
 pub struct ResetPassword {
+    /// From the reset link
+    #[schema(required, nullable = false)]
     uid: Option<String>,
+    /// From the reset link
+    #[schema(required, nullable = false)]
     token: Option<String>,
+    #[schema(required, schema_with = new_password)]
     new_password: Option<String>,
 }
 
 /// The original's user object: the username is the email.
-pub(super) fn user_json(user: &User) -> serde_json::Value {
-    json!({ "id": user.id, "username": user.email, "email": user.email })
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = User)]
+pub struct UserJson {
+    id: i64,
+    username: String,
+    email: String,
 }
 
-async fn signup(State(state): State<AppState>, ApiJson(body): ApiJson<Credentials>) -> Result<Response, ApiError> {
+impl From<&User> for UserJson {
+    fn from(user: &User) -> Self {
+        UserJson { id: user.id, username: user.email.clone(), email: user.email.clone() }
+    }
+}
+
+/// The logged-in user.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserEnvelope {
+    user: UserJson,
+}
+
+/// The answer to a sign-up or a log-in.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoggedIn {
+    message: &'static str,
+    user: UserJson,
+}
+
+/// What happened, for a person to read.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Message {
+    message: &'static str,
+}
+
+/// Create an account and log in
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/signup",
+    operation_id = "post_auth_signup",
+    tag = "accounts",
+    request_body(content = NewAccount, description = "An empty body reads as {}"),
+    responses(
+        (status = 201, description = "Account created, session cookie set", body = LoggedIn),
+        (status = 400, description = "Missing fields, bad email, password too short or too long, email taken, \
+            or the body is not valid JSON", body = ErrorBody),
+        JsonBody,
+        Unavailable,
+    )
+)]
+pub(super) async fn signup(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<NewAccount>,
+) -> Result<Response, ApiError> {
     let logged_in =
         state.auth.signup(body.email.as_deref().unwrap_or(""), body.password.as_deref().unwrap_or("")).await?;
-    let body = json!({ "message": "Account created successfully", "user": user_json(&logged_in.user) });
+    let body = LoggedIn { message: "Account created successfully", user: UserJson::from(&logged_in.user) };
     Ok(with_session_cookie(&state, (StatusCode::CREATED, Json(body)), Some(&logged_in.session_token)))
 }
 
-async fn login(
+/// Log in
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    operation_id = "post_auth_login",
+    tag = "accounts",
+    request_body(content = Credentials, description = "An empty body reads as {}"),
+    responses(
+        (status = 200, description = "Logged in, session cookie set", body = LoggedIn),
+        (status = 400, description = "Missing fields, or the body is not valid JSON", body = ErrorBody),
+        (status = 401, description = "Invalid credentials", body = ErrorBody),
+        LoginThrottled,
+        JsonBody,
+        Unavailable,
+    )
+)]
+pub(super) async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -86,27 +189,68 @@ async fn login(
     let ip = client_ip(peer, &headers, &state.trusted_proxies).to_string();
     let logged_in =
         state.auth.login(body.email.as_deref().unwrap_or(""), body.password.as_deref().unwrap_or(""), &ip).await?;
-    let body = json!({ "message": "Login successful", "user": user_json(&logged_in.user) });
+    let body = LoggedIn { message: "Login successful", user: UserJson::from(&logged_in.user) };
     Ok(with_session_cookie(&state, Json(body), Some(&logged_in.session_token)))
 }
 
-async fn logout(State(state): State<AppState>, session: SessionUser) -> Result<Response, ApiError> {
+/// End this session
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    operation_id = "post_auth_logout",
+    tag = "accounts",
+    responses(
+        (status = 200, description = "Logged out, cookie cleared", body = Message),
+        SessionOnly,
+        Unavailable,
+    ),
+    security(("session" = []))
+)]
+pub(super) async fn logout(State(state): State<AppState>, session: SessionUser) -> Result<Response, ApiError> {
     state.auth.logout(&session.token).await?;
-    Ok(with_session_cookie(&state, Json(json!({ "message": "Logout successful" })), None))
+    Ok(with_session_cookie(&state, Json(Message { message: "Logout successful" }), None))
 }
 
-async fn forgot_password(
+/// Mail a password-reset link (same answer whether or not the account exists)
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/forgot-password",
+    operation_id = "post_auth_forgot_password",
+    tag = "accounts",
+    request_body(content = ForgotPassword, description = "An empty body reads as {}"),
+    responses(
+        (status = 200, description = "Accepted", body = Message),
+        (status = 400, description = "Email is required, or the body is not valid JSON", body = ErrorBody),
+        JsonBody,
+    )
+)]
+pub(super) async fn forgot_password(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<ForgotPassword>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Message>, ApiError> {
     state.auth.forgot_password(body.email.as_deref().unwrap_or(""))?;
-    Ok(Json(json!({ "message": "If an account with that email exists, a password reset link has been sent" })))
+    Ok(Json(Message { message: "If an account with that email exists, a password reset link has been sent" }))
 }
 
-async fn reset_password(
+/// Set a new password from a reset link; ends every session
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/reset-password",
+    operation_id = "post_auth_reset_password",
+    tag = "accounts",
+    request_body(content = ResetPassword, description = "An empty body reads as {}"),
+    responses(
+        (status = 200, description = "Password reset", body = Message),
+        (status = 400, description = "Missing fields, invalid or expired link, weak password, \
+            or the body is not valid JSON", body = ErrorBody),
+        JsonBody,
+        Unavailable,
+    )
+)]
+pub(super) async fn reset_password(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<ResetPassword>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Message>, ApiError> {
     state
         .auth
         .reset_password(
@@ -115,11 +259,20 @@ async fn reset_password(
             body.new_password.as_deref().unwrap_or(""),
         )
         .await?;
-    Ok(Json(json!({ "message": "Password reset successful" })))
+    Ok(Json(Message { message: "Password reset successful" }))
 }
 
-async fn user(session: SessionUser) -> Json<serde_json::Value> {
-    Json(json!({ "user": user_json(&session.user) }))
+/// The logged-in user
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/user",
+    operation_id = "get_auth_user",
+    tag = "accounts",
+    responses((status = 200, description = "The user", body = UserEnvelope), SessionOnly, Unavailable),
+    security(("session" = []))
+)]
+pub(super) async fn user(session: SessionUser) -> Json<UserEnvelope> {
+    Json(UserEnvelope { user: UserJson::from(&session.user) })
 }
 
 /// Adds `Set-Cookie`: the session (`Some(token)`) or its removal (`None`).

@@ -6,10 +6,12 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
 
 use super::super::extract::{ApiQuery, Reader};
-use super::super::{AppState, both_mounts, error::ApiError};
+use super::super::{AppState, both_mounts, error::ApiError, error::ErrorBody};
 use super::auth::only;
+use super::openapi::{ReadAccess, Unavailable};
 use crate::stats::StatsError;
 use crate::stats::chart::{Chart, chart};
 use crate::stats::range::{Range, TzOffset};
@@ -23,16 +25,50 @@ pub fn router() -> Router<AppState> {
     router
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(default)]
-struct ChartQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct ChartQuery {
+    /// The site's id (a UUID) from the sites list
+    #[param(required, value_type = String, format = "uuid")]
     site_id: Option<String>,
+    /// Default today
+    #[param(value_type = Option<Range>)]
     range: Option<String>,
+    /// Minutes west of UTC, as Date.getTimezoneOffset(); default 0
+    #[param(value_type = Option<TzOffset>)]
     timezone_offset: Option<String>,
+    /// previous: add the period before
+    #[param(value_type = Option<Compare>)]
     compare: Option<String>,
 }
 
-async fn get_chart(
+/// What `compare` may ask for.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(super) enum Compare {
+    Previous,
+}
+
+/// Pageviews and unique visitors per hour (today, yesterday) or day
+#[utoipa::path(
+    get,
+    path = "/api/v1/chart",
+    operation_id = "get_chart",
+    tag = "statistics",
+    params(ChartQuery),
+    responses(
+        (status = 200, description = "The chart", body = Chart),
+        (status = 400, description = "Bad site_id, range, timezone_offset or compare, \
+            or a parameter given twice", body = ErrorBody),
+        (status = 404, description = "Site not found or access denied", body = ErrorBody),
+        ReadAccess,
+        Unavailable,
+    ),
+    security(("session" = []), ("token" = []))
+)]
+pub(super) async fn get_chart(
     State(state): State<AppState>,
     Reader(user): Reader,
     ApiQuery(query): ApiQuery<ChartQuery>,

@@ -1,4 +1,5 @@
-//! `GET|POST /api/v1/pv`, `/pv`, `/api/v1/track`, `/track`: the tracking endpoint.
+//! `GET|POST /api/v1/pv`, `/pv`, `/api/v1/track`, `/track`: the tracking endpoint (one handler,
+//! [`track`], behind the four documented operations).
 //!
 //! Parameters come from the query string, then (for fields the query string lacks) from a form or
 //! JSON body as `sendBeacon`/`fetch` send it. A 200 means the pageview is committed. Any origin may
@@ -13,10 +14,13 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
+use serde::Serialize;
 use tower_http::cors::{Any, CorsLayer};
 use tracing::Instrument;
+use utoipa::ToSchema;
 
 use super::super::{AppState, both_mounts, client_ip::client_ip, error::ApiError};
+use super::openapi::TrackErrors;
 use crate::ingest::hit::MAX_BODY;
 use crate::ingest::{Client, TrackParams, hit};
 use crate::store::now_ms;
@@ -32,16 +36,124 @@ pub fn router() -> Router<AppState> {
         .allow_headers([header::CONTENT_TYPE])
         .max_age(std::time::Duration::from_secs(86_400));
     let mut router = Router::new();
-    for route in ["pv", "track"] {
-        for path in both_mounts(route) {
-            router = router.route(&path, endpoint());
-        }
+    for path in both_mounts("pv") {
+        router = router.route(&path, endpoint(get(pv_get).post(pv_post)));
+    }
+    for path in both_mounts("track") {
+        router = router.route(&path, endpoint(get(track_get).post(track_post)));
     }
     router.layer(cors)
 }
 
-fn endpoint() -> MethodRouter<AppState> {
-    get(track).post(track).fallback(|| async { ApiError::MethodNotAllowed { allow: "GET, POST" } })
+fn endpoint(methods: MethodRouter<AppState>) -> MethodRouter<AppState> {
+    methods.fallback(|| async { ApiError::MethodNotAllowed { allow: "GET, POST" } })
+}
+
+/// Record a pageview (the tracking script's endpoint)
+#[utoipa::path(
+    get,
+    path = "/api/v1/pv",
+    operation_id = "get_pv",
+    tag = "tracking",
+    params(TrackParams),
+    responses((status = 200, description = OK, body = TrackOk), TrackErrors)
+)]
+pub(super) async fn pv_get(
+    state: State<AppState>,
+    peer: ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    track(state, peer, method, uri, headers, body).await
+}
+
+/// Record a pageview; parameters missing from the query string are read from the body
+#[utoipa::path(
+    post,
+    path = "/api/v1/pv",
+    operation_id = "post_pv",
+    tag = "tracking",
+    params(TrackParams),
+    request_body(description = BODY, content(
+        (TrackParams = "application/json"),
+        (String = "text/plain"),
+        (TrackParams = "application/x-www-form-urlencoded"),
+    )),
+    responses((status = 200, description = OK, body = TrackOk), TrackErrors)
+)]
+pub(super) async fn pv_post(
+    state: State<AppState>,
+    peer: ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    track(state, peer, method, uri, headers, body).await
+}
+
+/// Record a pageview (alias of pv)
+#[utoipa::path(
+    get,
+    path = "/api/v1/track",
+    operation_id = "get_track",
+    tag = "tracking",
+    params(TrackParams),
+    responses((status = 200, description = OK, body = TrackOk), TrackErrors)
+)]
+pub(super) async fn track_get(
+    state: State<AppState>,
+    peer: ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    track(state, peer, method, uri, headers, body).await
+}
+
+/// Record a pageview (alias of pv)
+#[utoipa::path(
+    post,
+    path = "/api/v1/track",
+    operation_id = "post_track",
+    tag = "tracking",
+    params(TrackParams),
+    request_body(description = BODY, content(
+        (TrackParams = "application/json"),
+        (String = "text/plain"),
+        (TrackParams = "application/x-www-form-urlencoded"),
+    )),
+    responses((status = 200, description = OK, body = TrackOk), TrackErrors)
+)]
+pub(super) async fn track_post(
+    state: State<AppState>,
+    peer: ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    track(state, peer, method, uri, headers, body).await
+}
+
+const OK: &str = "The pageview is committed (bots too: stored, flagged, never counted)";
+const BODY: &str = "sendBeacon / fetch / form body (text/plain: a JSON object as text); \
+    read only for parameters the query string lacks";
+
+/// The answer to a committed pageview.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrackOk {
+    status: TrackStatus,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TrackStatus {
+    Ok,
 }
 
 async fn track(
@@ -130,13 +242,26 @@ async fn handle(
     state.ingest.track(&params, &client, now_ms()).await.map_err(|err| (err.code(), ApiError::from(err)))
 }
 
+/// [`TrackOk`] serialized once: the hot path sends these bytes (the test below keeps them equal).
+const OK_BODY: &str = r#"{"status":"ok"}"#;
+
 fn ok_response() -> Response {
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
         ],
-        r#"{"status":"ok"}"#,
+        OK_BODY,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ok_body_is_the_documented_track_ok() {
+        assert_eq!(serde_json::to_string(&TrackOk { status: TrackStatus::Ok }).unwrap(), OK_BODY);
+    }
 }
