@@ -67,7 +67,7 @@ impl Dialect {
     }
 
     /// Statements run on every new connection. WAL lets readers proceed during a write;
-    /// checkpoints are left to `Store::run_checkpointer` (the automatic one, raised to 64 MB of WAL, is
+    /// checkpoints are left to `Store::run_checkpointer` (the automatic one, raised to 256 MB of WAL, is
     /// only a safety net) because an automatic checkpoint runs inside the committing write and its
     /// fsyncs would stall every request waiting on that commit;
     /// `synchronous=NORMAL` in WAL mode survives a process crash (a committed transaction is in the
@@ -79,14 +79,14 @@ impl Dialect {
                 "PRAGMA synchronous = NORMAL",
                 "PRAGMA foreign_keys = ON",
                 "PRAGMA busy_timeout = 5000",
-                "PRAGMA wal_autocheckpoint = 16384",
+                "PRAGMA wal_autocheckpoint = 65536",
             ],
             (Dialect::Sqlite, SqliteSync::Full) => &[
                 "PRAGMA journal_mode = WAL",
                 "PRAGMA synchronous = FULL",
                 "PRAGMA foreign_keys = ON",
                 "PRAGMA busy_timeout = 5000",
-                "PRAGMA wal_autocheckpoint = 16384",
+                "PRAGMA wal_autocheckpoint = 65536",
             ],
             (Dialect::Postgres, _) => &[],
         }
