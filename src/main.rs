@@ -6,6 +6,7 @@ use clap::Parser;
 use squirrel::cli::{self, Cli};
 
 fn main() -> std::process::ExitCode {
+    limit_malloc_arenas();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     // Before any thread exists: dotenvy sets process environment variables.
     if let Err(err) = cli::load_env_file(&args) {
@@ -39,6 +40,19 @@ fn main() -> std::process::ExitCode {
         Err(err) => {
             eprintln!("error: {err:#}");
             std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// glibc gives each thread that allocates its own arena (up to 8 per core), and memory freed in one
+/// arena is never reused by another: under ingest load that fragmentation was ~2 MB of RSS for no
+/// speed. Two arenas serve two cores. `MALLOC_ARENA_MAX` in the environment still wins.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only changes allocator tuning; called before any other thread exists.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
         }
     }
 }

@@ -66,6 +66,8 @@ impl Store {
                 for pragma in Dialect::Sqlite.connect_statements(file.sync) {
                     conn.execute_batch(pragma).map_err(from_rusqlite)?;
                 }
+                // Appends touch only the right edge of two b-trees: a small page cache is enough.
+                conn.execute_batch("PRAGMA cache_size = -512").map_err(from_rusqlite)?;
                 Ok(PageviewInserter::Sqlite { store: self.clone(), conn: Box::new(conn) })
             }
             _ => Ok(PageviewInserter::Pool { store: self.clone(), runtime: tokio::runtime::Handle::current() }),
