@@ -61,7 +61,9 @@ where
         .and(filter_fn(move |meta| meta.is_event() && (show_internal || !meta.target().starts_with("opentelemetry"))));
     let layer = tracing_subscriber::fmt::layer().with_writer(writer);
     let slot = DispatchSlot::default();
-    let capture = CaptureDispatch(slot.clone());
+    // Filtered to nothing: a layer without a filter counts as interested in every span, and then
+    // every span is built in the registry even when nothing exports or prints it.
+    let capture = CaptureDispatch(slot.clone()).with_filter(filter_fn(|_| false));
     Ok(match config.log_format {
         LogFormat::Text => {
             capture.and_then(layer.with_ansi(ansi).event_format(TextLine(slot)).with_filter(filter)).boxed()
