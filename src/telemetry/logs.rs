@@ -85,12 +85,31 @@ where
 /// any per-layer filter runs. Without it, a `tracing::enabled!` probe that every per-layer filter
 /// refuses (sqlx asks one for each statement) leaves per-layer state behind, and the next event on
 /// that thread is silently lost (seen: `squirrel serving` missing on PostgreSQL).
-pub(super) fn global_filter(config: &TelemetryConfig, exporting: bool) -> anyhow::Result<Targets> {
+///
+/// Exporting, it lets `squirrel` spans through for the OpenTelemetry layer. Not exporting, it lets
+/// events only: a global filter that accepts a span makes the registry build it even though no
+/// layer reads it, which cost every request two spans for nothing. Decided once per callsite.
+pub(super) fn global_filter<S: Subscriber>(
+    config: &TelemetryConfig,
+    exporting: bool,
+) -> anyhow::Result<Box<dyn Layer<S> + Send + Sync>> {
     let logs = log_filter(config)?;
-    Ok(if exporting && !logs.would_enable("squirrel", &Level::INFO) {
-        logs.with_target("squirrel", LevelFilter::INFO)
+    Ok(if exporting {
+        let targets = if logs.would_enable("squirrel", &Level::INFO) {
+            logs
+        } else {
+            logs.with_target("squirrel", LevelFilter::INFO)
+        };
+        Layer::<S>::boxed(targets)
     } else {
-        logs
+        let hint = Layer::<S>::max_level_hint(&logs);
+        let events = tracing_subscriber::filter::FilterFn::new(move |meta: &tracing::Metadata<'_>| {
+            meta.is_event() && logs.would_enable(meta.target(), meta.level())
+        });
+        match hint {
+            Some(hint) => Layer::<S>::boxed(events.with_max_level_hint(hint)),
+            None => Layer::<S>::boxed(events),
+        }
     })
 }
 
@@ -346,6 +365,24 @@ mod tests {
         let outside: serde_json::Value =
             serde_json::from_str(out.lines().find(|l| l.contains("outside")).unwrap()).expect("valid JSON");
         assert!(outside.get("trace_id").is_none());
+    }
+
+    #[test]
+    fn with_export_off_no_span_is_built_but_events_are_logged() {
+        let config = TelemetryConfig::local_only();
+        let lines = Lines::default();
+        let sink = lines.clone();
+        // As `telemetry::init` builds it without an endpoint.
+        let subscriber = tracing_subscriber::registry()
+            .with(fmt_layer_to(&config, move || sink.clone(), false).unwrap())
+            .with(global_filter(&config, false).unwrap());
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("track_pageview", pageview.path = "/");
+            assert!(span.is_disabled(), "a span nobody exports must cost nothing");
+            span.in_scope(|| tracing::info!("inside"));
+        });
+        let out = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        assert!(out.contains("inside"), "{out}");
     }
 
     #[test]
