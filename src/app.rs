@@ -23,7 +23,7 @@ use crate::accounts::auth::Auth;
 use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::ingest::geo::GeoIp;
-use crate::ingest::{Ingest, Writer};
+use crate::ingest::{Ingest, Writer, WriterSettings};
 use crate::store::Store;
 use crate::ua::UaParser;
 
@@ -48,10 +48,13 @@ impl App {
         let writer = Writer::spawn(
             &tasks,
             &store,
-            store.dialect().ingest_writers(),
-            config.ingest.batch as usize,
-            config.ingest.queue as usize,
-            Duration::from_millis(config.ingest.wait_ms),
+            WriterSettings {
+                writers: config.ingest.writers.map_or_else(|| store.dialect().ingest_writers(), |n| n as usize),
+                batch: config.ingest.batch as usize,
+                capacity: config.ingest.queue as usize,
+                wait: Duration::from_millis(config.ingest.wait_ms),
+                linger: Duration::from_micros(config.ingest.linger_us),
+            },
         )
         .context("opening the ingest writer's connection")?;
         let geo = config.ingest.geoip_db.as_deref().map(GeoIp::open).transpose()?;

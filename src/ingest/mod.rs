@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 pub use hit::{BodyError, TrackParams};
-pub use writer::{WriteError, Writer};
+pub use writer::{WriteError, Writer, WriterSettings};
 
 use crate::store::{NewPageview, Store, StoreError};
 use crate::telemetry::names;

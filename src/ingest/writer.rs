@@ -36,6 +36,21 @@ struct Pending {
     span: tracing::Span,
 }
 
+/// How the writers batch (the `SQUIRREL_INGEST_*` settings).
+#[derive(Debug, Clone, Copy)]
+pub struct WriterSettings {
+    /// Writer threads committing at once.
+    pub writers: usize,
+    /// Most rows per transaction.
+    pub batch: usize,
+    /// Rows queued before requests wait for room.
+    pub capacity: usize,
+    /// How long a request waits for room before giving up (503).
+    pub wait: Duration,
+    /// How long a writer waits for a small batch to grow while requests keep coming.
+    pub linger: Duration,
+}
+
 /// The handle request handlers use. Cloning it keeps the writers alive.
 #[derive(Clone)]
 pub struct Writer {
@@ -44,24 +59,18 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts `writers` threads on `tasks` that commit up to `batch` rows per transaction, each with
-    /// its own [`PageviewInserter`]. Call from async code.
-    pub fn spawn(
-        tasks: &TaskTracker,
-        store: &Store,
-        writers: usize,
-        batch: usize,
-        capacity: usize,
-        wait: Duration,
-    ) -> Result<Writer, InsertError> {
-        let (queue, receiver) = mpsc::channel(capacity);
+    /// Starts `settings.writers` threads on `tasks`, each with its own [`PageviewInserter`]. Call
+    /// from async code.
+    pub fn spawn(tasks: &TaskTracker, store: &Store, settings: WriterSettings) -> Result<Writer, InsertError> {
+        let (queue, receiver) = mpsc::channel(settings.capacity);
         let receiver = Arc::new(Mutex::new(receiver));
-        for _ in 0..writers.max(1) {
+        for _ in 0..settings.writers.max(1) {
             let inserter = store.pageview_inserter()?;
             let receiver = receiver.clone();
-            tasks.spawn_blocking(move || run_writer(inserter, &receiver, batch));
+            let (batch, linger) = (settings.batch, settings.linger);
+            tasks.spawn_blocking(move || run_writer(inserter, &receiver, batch, linger));
         }
-        Ok(Writer { queue, wait })
+        Ok(Writer { queue, wait: settings.wait })
     }
 
     /// Stores one pageview; returns once it is committed.
@@ -89,8 +98,14 @@ impl Writer {
 }
 
 /// One writer thread: wait for rows, take whatever has gathered (up to `batch`), commit, answer.
-fn run_writer(mut inserter: PageviewInserter, receiver: &Mutex<mpsc::Receiver<Pending>>, batch: usize) {
+fn run_writer(
+    mut inserter: PageviewInserter,
+    receiver: &Mutex<mpsc::Receiver<Pending>>,
+    batch: usize,
+    linger: Duration,
+) {
     let mut pending = Vec::with_capacity(batch);
+    let mut last_batch = 0;
     loop {
         // Only one writer gathers at a time; the others commit meanwhile. A lone request is never
         // held back to fill a batch: the batch is whatever is queued when the first row arrives.
@@ -100,16 +115,28 @@ fn run_writer(mut inserter: PageviewInserter, receiver: &Mutex<mpsc::Receiver<Pe
                 return; // every Writer dropped and the queue is empty
             };
             pending.push(first);
-            while pending.len() < batch {
-                match receiver.try_recv() {
-                    Ok(next) => pending.push(next),
-                    Err(_) => break,
-                }
+            drain(&mut receiver, &mut pending, batch);
+            // Under concurrent load, a commit of two or three rows spends most of its time on
+            // per-transaction costs (locks, WAL frame headers, a write per page). Lingering a
+            // moment lets the batch grow; a lone request (last batch of one) never waits.
+            if !linger.is_zero() && last_batch > 1 && pending.len() < batch / 8 {
+                std::thread::sleep(linger);
+                drain(&mut receiver, &mut pending, batch);
             }
             receiver.len()
         };
+        last_batch = pending.len();
         crate::telemetry::metrics::writer_batch(pending.len(), waiting);
         commit(&mut inserter, &mut pending);
+    }
+}
+
+fn drain(receiver: &mut mpsc::Receiver<Pending>, pending: &mut Vec<Pending>, batch: usize) {
+    while pending.len() < batch {
+        match receiver.try_recv() {
+            Ok(next) => pending.push(next),
+            Err(_) => break,
+        }
     }
 }
 

@@ -58,11 +58,11 @@ impl Dialect {
     }
 
     /// How many group-commit writers run at once: one for SQLite (a single writer lock), several for
-    /// PostgreSQL so one batch commits while the next is gathered.
+    /// PostgreSQL, whose commits each wait on a WAL flush that concurrent commits share.
     pub fn ingest_writers(self) -> usize {
         match self {
             Dialect::Sqlite => 1,
-            Dialect::Postgres => 2,
+            Dialect::Postgres => 4,
         }
     }
 
