@@ -62,6 +62,8 @@ async fn ready_names_a_full_ingest_queue_until_the_database_catches_up(backend: 
     let app = spawn_app_with(backend, |config| {
         config.ingest.queue = 1;
         config.ingest.batch = 1;
+        // One writer: with PostgreSQL's default four, three blocked hits would never fill the queue.
+        config.ingest.writers = Some(1);
         config.ingest.wait_ms = 10_000;
     })
     .await;
