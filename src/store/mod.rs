@@ -1,24 +1,29 @@
 //! Store: every byte Squirrel Stats keeps, behind one interface for SQLite and PostgreSQL.
 //!
 //! Owns the connection pool, the migrations and all SQL. Nothing outside this module writes SQL or asks
-//! which backend it runs on; the few real differences live in [`dialect`]. Times are epoch milliseconds
-//! (UTC) and booleans are 0/1, the two representations `sqlx::Any` decodes alike on both backends.
-//! Every statement runs inside a CLIENT span made by [`Store::span`], named and attributed per the
-//! OpenTelemetry database conventions, with the statement text (placeholders only, never values).
+//! which backend it runs on; the few real differences live in [`dialect`], and the hourly pass
+//! (`pass`) on SQLite talks to the file through SQLite's C API (`sqlite_direct`) instead of the pool.
+//! Times are epoch milliseconds (UTC) and booleans are 0/1, the two representations `sqlx::Any`
+//! decodes alike on both backends. Every statement runs inside a CLIENT span made by [`Store::span`],
+//! named and attributed per the OpenTelemetry database conventions, with the statement text
+//! (placeholders only, never values); a statement the pass runs once per row has one span per batch.
 
 mod auth;
 mod checkpoint;
 mod dialect;
 mod pageviews;
+mod pass;
 mod retention;
 mod rollups;
 mod salts;
 mod sessions;
 mod settings;
 mod sites;
+mod sqlite_direct;
 mod stats;
 mod users;
 
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Once;
 use std::time::Duration;
@@ -36,7 +41,7 @@ pub use sites::{Site, SiteSummary};
 pub use stats::{BreakdownRow, BreakdownSource, BucketCounts, DIMENSIONS, VisitTotals};
 pub use users::User;
 
-use crate::config::StoreConfig;
+use crate::config::{SqliteSync, StoreConfig};
 
 /// A failed store operation. `Unavailable` means "try again later" (pool exhausted, connection lost,
 /// database locked past the busy timeout, disk full, server restarting); everything else is a bug or
@@ -68,6 +73,8 @@ impl From<sqlx::Error> for StoreError {
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
+    /// SQLite: the database file and durability, for the hourly pass's own connections.
+    sqlite_file: Option<(PathBuf, SqliteSync)>,
 }
 
 static INSTALL_DRIVERS: Once = Once::new();
@@ -96,7 +103,14 @@ impl Store {
             })
             .connect_with(options)
             .await?;
-        let store = Store { pool, dialect };
+        let sqlite_file = match dialect {
+            Dialect::Sqlite => Some((
+                sqlx::sqlite::SqliteConnectOptions::from_str(&url)?.get_filename().to_path_buf(),
+                config.sqlite_sync,
+            )),
+            Dialect::Postgres => None,
+        };
+        let store = Store { pool, dialect, sqlite_file };
         store.migrate().await?;
         Ok(store)
     }
@@ -177,6 +191,25 @@ pub(crate) async fn traced<T>(
         crate::telemetry::record_error(&span, error_type(err), &err.to_string());
     }
     result.map_err(StoreError::from)
+}
+
+/// [`traced`] for work that does not go through sqlx (the hourly pass on SQLite): runs `work` inside
+/// `span` and marks the span failed when it fails.
+pub(crate) fn traced_sync<T>(
+    span: tracing::Span,
+    work: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let result = span.in_scope(work);
+    if let Err(err) = &result {
+        let (kind, message) = match err {
+            StoreError::Database(inner) | StoreError::Unavailable(inner) => (error_type(inner), inner.to_string()),
+            other => ("other", other.to_string()),
+        };
+        span.record("otel.status_code", "ERROR");
+        span.record("error.type", kind);
+        crate::telemetry::record_error(&span, kind, &message);
+    }
+    result
 }
 
 fn error_type(err: &sqlx::Error) -> &'static str {

@@ -10,7 +10,10 @@ use sqlx::Row;
 
 use super::{SiteRef, Store, StoreError, traced};
 
-const PRUNED_BEFORE: &str = "raw_pageviews_pruned_before";
+/// The `settings` key of the boundary.
+pub(super) const PRUNED_BEFORE: &str = "raw_pageviews_pruned_before";
+/// The value of the `settings` key `$1`.
+pub(super) const READ_SETTING: &str = "SELECT value FROM settings WHERE key = $1";
 
 /// Raw pageviews of one site older than a cutoff.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +97,7 @@ async fn pruned_before<'e>(
     store: &Store,
     executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
 ) -> Result<Option<i64>, StoreError> {
-    let sql = "SELECT value FROM settings WHERE key = $1";
+    let sql = READ_SETTING;
     let value: Option<String> = traced(
         store.span("SELECT", "settings", sql),
         sqlx::query_scalar(sql).bind(PRUNED_BEFORE).fetch_optional(executor),

@@ -1,17 +1,21 @@
 //! Rollups: the hourly and daily rows, recomputed from raw pageviews, exactly and idempotently.
 //!
-//! A row is never incremented. Each run recomputes its whole window from the raw rows with one
-//! `INSERT … SELECT … GROUP BY … ON CONFLICT DO UPDATE`, so a late pageview, a second run or two runs
-//! at once all end with the same numbers: `pageview_count` = non-bot pageviews with `created_at` in
-//! the bucket, `unique_session_count` = distinct non-bot visitor ids in it. Each row also keeps the
-//! count and largest id of the raw rows (bots included) it was computed from, so
-//! [`Store::changed_windows`] finds every bucket whose raw data changed since, not only missing rows.
-//! Buckets are integer arithmetic on epoch milliseconds (`created_at - created_at % 3600000`), the
-//! same on both backends. An hourly recompute also recomputes the sessions of its window (`sessions`).
+//! A row is never incremented. Each run recomputes its whole window from the raw rows, so a late
+//! pageview, a second run or two runs at once all end with the same numbers: `pageview_count` =
+//! non-bot pageviews with `created_at` in the bucket, `unique_session_count` = distinct non-bot
+//! visitor ids in it. Each row also keeps the count and largest id of the raw rows (bots included)
+//! it was computed from, so [`Store::changed_windows`] finds every bucket whose raw data changed
+//! since, not only missing rows, and a recompute writes only rows that differ. Buckets are integer
+//! arithmetic on epoch milliseconds (`created_at - created_at % 3600000`), the same on both backends.
+//!
+//! Hourly rows come from the hourly pass (`store::pass`), which also recomputes the sessions of the
+//! window and stages the totals of each whole UTC day it reads (`daily_stats_staged`). A daily
+//! recompute adopts a day's staged totals while the day's raw rows still have the count and largest
+//! id they were computed from, and otherwise counts the raw rows itself (`GROUP BY`).
 
 use sqlx::Row;
 
-use super::{Store, StoreError, now_ms, traced};
+use super::{Store, StoreError, now_ms, pass, traced};
 
 pub const HOUR_MS: i64 = 3_600_000;
 pub const DAY_MS: i64 = 86_400_000;
@@ -143,6 +147,56 @@ macro_rules! grain_sql {
 static HOUR_SQL: GrainSql = grain_sql!("hourly_stats", "hour_bucket", "3600000");
 static DAY_SQL: GrainSql = grain_sql!("daily_stats", "day_bucket", "86400000");
 
+/// Inserts or rewrites one row of a rollup table: `$1` site, `$2` bucket, `$3` pageviews, `$4`
+/// visitors, `$5` raw rows, `$6` largest raw id, `$7` now (when the table keeps times).
+macro_rules! upsert_row {
+    ($table:literal, $bucket:literal, $stamps:literal, $stamp_values:literal, $on_update:literal) => {
+        concat!(
+            "INSERT INTO ",
+            $table,
+            " (site_id, ",
+            $bucket,
+            ", pageview_count, unique_session_count, raw_count, raw_max_id",
+            $stamps,
+            ") VALUES ($1, $2, $3, $4, $5, $6",
+            $stamp_values,
+            ") ON CONFLICT (site_id, ",
+            $bucket,
+            ") DO UPDATE SET ",
+            "pageview_count = excluded.pageview_count, unique_session_count = excluded.unique_session_count, ",
+            "raw_count = excluded.raw_count, raw_max_id = excluded.raw_max_id",
+            $on_update
+        )
+    };
+}
+
+pub(super) const UPSERT_HOUR: &str = upsert_row!(
+    "hourly_stats",
+    "hour_bucket",
+    ", created_at, updated_at",
+    ", $7, $7",
+    ", updated_at = excluded.updated_at"
+);
+const UPSERT_DAY: &str = upsert_row!(
+    "daily_stats",
+    "day_bucket",
+    ", created_at, updated_at",
+    ", $7, $7",
+    ", updated_at = excluded.updated_at"
+);
+pub(super) const UPSERT_STAGED: &str = upsert_row!("daily_stats_staged", "day_bucket", "", "", "");
+pub(super) const DELETE_STAGED: &str = "DELETE FROM daily_stats_staged WHERE site_id = $1 AND day_bucket = $2";
+
+/// What a daily recompute of `[$2, $3)` starts from, a row per day and source (`kind`): 0 the raw
+/// rows (count, largest id), 1 the stored row, 2 the staged totals.
+const DAY_STATE: &str = "SELECT CAST(0 AS BIGINT) AS kind, created_at - created_at % 86400000 AS day, \
+     COUNT(*) AS n, MAX(id) AS m, CAST(0 AS BIGINT) AS pv, CAST(0 AS BIGINT) AS uv FROM pageviews \
+     WHERE site_id = $1 AND created_at >= $2 AND created_at < $3 GROUP BY created_at - created_at % 86400000 \
+     UNION ALL SELECT CAST(1 AS BIGINT), day_bucket, raw_count, raw_max_id, pageview_count, unique_session_count \
+     FROM daily_stats WHERE site_id = $1 AND day_bucket >= $2 AND day_bucket < $3 \
+     UNION ALL SELECT CAST(2 AS BIGINT), day_bucket, raw_count, raw_max_id, pageview_count, unique_session_count \
+     FROM daily_stats_staged WHERE site_id = $1 AND day_bucket >= $2 AND day_bucket < $3";
+
 impl Store {
     /// Every site, oldest first, as the schedulers iterate them.
     pub async fn site_refs(&self) -> Result<Vec<SiteRef>, StoreError> {
@@ -155,8 +209,8 @@ impl Store {
     }
 
     /// Recomputes the `grain` rows of `site_id` whose bucket starts in `[start, end)` (both
-    /// bucket-aligned) in one transaction; for [`Grain::Hour`] also the sessions and
-    /// `pageviews.session_id` of that window. Idempotent.
+    /// bucket-aligned) in one transaction; for [`Grain::Hour`] also the sessions that touch the
+    /// window and the staged totals of the whole UTC days in it. Idempotent.
     ///
     /// Holds the write lock for the whole window (SQLite: the database's; PostgreSQL: the site's
     /// advisory lock), so callers keep windows to about a day.
@@ -167,7 +221,55 @@ impl Store {
         start: i64,
         end: i64,
     ) -> Result<RollupCounts, StoreError> {
-        let sql = grain.sql();
+        self.recompute_rollups(grain, site_id, &[(start, end)], &mut |_| {}).await
+    }
+
+    /// [`Store::recompute_rollup`] of each of `windows` (ascending and adjacent), one transaction
+    /// each, in one pass: hourly windows read each raw row once, carrying open sessions from one
+    /// window to the next. `progress` hears each window's counts once it is committed; windows
+    /// committed before an error stay committed.
+    pub async fn recompute_rollups(
+        &self,
+        grain: Grain,
+        site_id: i64,
+        windows: &[(i64, i64)],
+        progress: &mut (dyn FnMut(RollupCounts) + Send),
+    ) -> Result<RollupCounts, StoreError> {
+        match (grain, &self.sqlite_file) {
+            (Grain::Day, _) => {
+                let mut total = RollupCounts::default();
+                for &(start, end) in windows {
+                    let counts = self.recompute_days(site_id, start, end).await?;
+                    progress(counts);
+                    total += counts;
+                }
+                Ok(total)
+            }
+            (Grain::Hour, None) => pass::run(&mut pass::AnyIo::new(self, site_id), site_id, windows, progress).await,
+            (Grain::Hour, Some((path, sync))) => {
+                // The C API blocks: the pass runs on a blocking thread and reports back here.
+                let (store, path, sync, windows) = (self.clone(), path.clone(), *sync, windows.to_vec());
+                let (send, mut receive) = tokio::sync::mpsc::unbounded_channel();
+                let span = tracing::Span::current();
+                let work = tokio::task::spawn_blocking(move || {
+                    let _entered = span.enter();
+                    let mut io = pass::SqliteIo::open(&store, &path, sync, site_id, &windows)?;
+                    pass::run_blocking(pass::run(&mut io, site_id, &windows, &mut |counts| {
+                        let _ = send.send(counts);
+                    }))
+                });
+                while let Some(counts) = receive.recv().await {
+                    progress(counts);
+                }
+                work.await.unwrap_or_else(|err| std::panic::resume_unwind(err.into_panic()))
+            }
+        }
+    }
+
+    /// The daily recompute of `[start, end)` in one transaction: days whose row matches the raw rows
+    /// are left alone, days whose staged totals match them are adopted, and if any other day
+    /// changed, the window is counted from the raw rows.
+    async fn recompute_days(&self, site_id: i64, start: i64, end: i64) -> Result<RollupCounts, StoreError> {
         let mut tx = self.pool.begin_with(self.dialect.begin_write_sql()).await?;
         if let Some(lock) = self.dialect.lock_site_sql() {
             traced(self.span("SELECT", "", lock), sqlx::query(lock).bind(site_id).fetch_one(&mut *tx)).await?;
@@ -178,25 +280,90 @@ impl Store {
             tx.commit().await?;
             return Ok(RollupCounts::default());
         }
-        if grain == Grain::Hour {
-            self.recompute_sessions(&mut tx, site_id, start, end).await?;
+        let state = traced(
+            self.span("SELECT", "daily_stats", DAY_STATE),
+            sqlx::query(DAY_STATE).bind(site_id).bind(start).bind(end).fetch_all(&mut *tx),
+        )
+        .await?;
+        // day → [raw, stored, staged] as (raw count, largest id, pageviews, visitors)
+        type Values = (i64, i64, i64, i64);
+        let mut days: std::collections::BTreeMap<i64, [Option<Values>; 3]> = Default::default();
+        for row in &state {
+            let kind: i64 = row.try_get("kind")?;
+            let values = (row.try_get("n")?, row.try_get("m")?, row.try_get("pv")?, row.try_get("uv")?);
+            days.entry(row.try_get("day")?).or_default()[usize::try_from(kind).unwrap_or(0).min(2)] = Some(values);
         }
-        let before = totals(self, &mut tx, sql, site_id, start, end).await?;
+        let mut counts = RollupCounts::default();
+        let mut adopt = Vec::new();
+        let mut from_raw = false;
+        for (&day, [raw, stored, staged]) in &days {
+            let same =
+                |a: &Option<(i64, i64, i64, i64)>, b: (i64, i64, i64, i64)| a.is_some_and(|a| (a.0, a.1) == (b.0, b.1));
+            match (raw, stored) {
+                (None, Some(stored)) => from_raw |= stored.0 > 0,
+                (None, None) => {}
+                (Some(raw), _) if same(stored, *raw) => counts.raw_rows += raw.0,
+                (Some(raw), _) if same(staged, *raw) && day >= start && day + DAY_MS <= end => {
+                    counts.raw_rows += raw.0;
+                    adopt.push((day, staged.expect("matched above"), *stored));
+                }
+                (Some(_), _) => from_raw = true,
+            }
+        }
+        if from_raw {
+            counts = self.count_days_from_raw(&mut tx, site_id, start, end).await?;
+        } else {
+            let now = now_ms();
+            let (mut before, mut after) = (0, 0);
+            for (day, (raw_count, raw_max_id, pageviews, visitors), stored) in adopt {
+                match stored {
+                    Some(stored) => {
+                        counts.updated += 1;
+                        before += stored.2;
+                    }
+                    None => counts.created += 1,
+                }
+                after += pageviews;
+                let query = sqlx::query(UPSERT_DAY)
+                    .bind(site_id)
+                    .bind(day)
+                    .bind(pageviews)
+                    .bind(visitors)
+                    .bind(raw_count)
+                    .bind(raw_max_id)
+                    .bind(now);
+                traced(self.span("INSERT", "daily_stats", UPSERT_DAY), query.execute(&mut *tx)).await?;
+            }
+            counts.processed = (after - before).max(0);
+        }
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    /// Recomputes the daily rows of `[start, end)` from the raw rows (`GROUP BY`), inside `tx`.
+    async fn count_days_from_raw(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        site_id: i64,
+        start: i64,
+        end: i64,
+    ) -> Result<RollupCounts, StoreError> {
+        let sql = &DAY_SQL;
+        let before = totals(self, tx, sql, site_id, start, end).await?;
         let now = now_ms();
         let upserted = traced(
             self.span("INSERT", sql.table, sql.upsert),
-            sqlx::query(sql.upsert).bind(site_id).bind(start).bind(end).bind(now).execute(&mut *tx),
+            sqlx::query(sql.upsert).bind(site_id).bind(start).bind(end).bind(now).execute(&mut **tx),
         )
         .await?
         .rows_affected();
         let zeroed = traced(
             self.span("UPDATE", sql.table, sql.zero_vanished),
-            sqlx::query(sql.zero_vanished).bind(site_id).bind(start).bind(end).bind(now).execute(&mut *tx),
+            sqlx::query(sql.zero_vanished).bind(site_id).bind(start).bind(end).bind(now).execute(&mut **tx),
         )
         .await?
         .rows_affected();
-        let after = totals(self, &mut tx, sql, site_id, start, end).await?;
-        tx.commit().await?;
+        let after = totals(self, tx, sql, site_id, start, end).await?;
         let created = after.0 - before.0;
         let changed = i64::try_from(upserted + zeroed).unwrap_or(i64::MAX);
         Ok(RollupCounts {

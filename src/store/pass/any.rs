@@ -1,0 +1,227 @@
+//! The pass through sqlx (PostgreSQL): a window's chunk arrives as one JSON array in one value, and
+//! each kind of write goes back as one JSON batch in one statement (`Dialect`'s pass statements), so
+//! a window costs a handful of round trips however many rows it holds. Nothing is read ahead.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::super::retention::{PRUNED_BEFORE, READ_SETTING};
+use super::super::sessions::{SESSION_BOUNDS, STORED_SESSIONS, Session};
+use super::super::{Store, StoreError, json_batch, traced};
+use super::{BucketRow, Chunk, DELETE_STAGED, PassIo, RowTable, SIGNATURE, Signature, UPSERT_STAGED, Writes};
+
+pub(in crate::store) struct AnyIo<'s> {
+    store: &'s Store,
+    site_id: i64,
+    tx: Option<sqlx::Transaction<'static, sqlx::Any>>,
+}
+
+impl<'s> AnyIo<'s> {
+    pub(in crate::store) fn new(store: &'s Store, site_id: i64) -> AnyIo<'s> {
+        AnyIo { store, site_id, tx: None }
+    }
+
+    fn tx(&mut self) -> &mut sqlx::AnyConnection {
+        self.tx.as_mut().expect("inside a window's transaction")
+    }
+}
+
+/// One pageview of the scan: `[id, created_at, visitor_id, visitor_id_prev, is_bot, path, referrer,
+/// referrer_domain]`.
+type ScanRow = (i64, i64, i64, Option<i64>, i64, String, String, String);
+
+/// A session as `Dialect::upsert_sessions_sql` reads it.
+#[derive(Serialize)]
+struct SessionJson<'a> {
+    id: i64,
+    site_id: i64,
+    visitor_id: i64,
+    started_at: i64,
+    last_seen_at: i64,
+    pageview_count: i64,
+    is_bounce: i64,
+    duration_ms: i64,
+    entry_page: &'a str,
+    exit_page: &'a str,
+    referrer: &'a str,
+    referrer_domain: &'a str,
+    later_visitor_ids: &'a str,
+}
+
+/// An hourly row as `Dialect::upsert_hours_sql` reads it.
+#[derive(Serialize)]
+struct HourJson {
+    site_id: i64,
+    bucket: i64,
+    pageview_count: i64,
+    unique_session_count: i64,
+    raw_count: i64,
+    raw_max_id: i64,
+    now: i64,
+}
+
+fn decode(err: serde_json::Error) -> StoreError {
+    StoreError::Database(sqlx::Error::Decode(err.into()))
+}
+
+impl PassIo for AnyIo<'_> {
+    async fn begin(&mut self) -> Result<(), StoreError> {
+        let mut tx = self.store.pool.begin_with(self.store.dialect.begin_write_sql()).await?;
+        if let Some(lock) = self.store.dialect.lock_site_sql() {
+            traced(self.store.span("SELECT", "", lock), sqlx::query(lock).bind(self.site_id).fetch_one(&mut *tx))
+                .await?;
+        }
+        self.tx = Some(tx);
+        Ok(())
+    }
+
+    async fn commit(&mut self) -> Result<(), StoreError> {
+        if let Some(tx) = self.tx.take() {
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    async fn rollback(&mut self) {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.rollback().await;
+        }
+    }
+
+    async fn pruned_before(&mut self) -> Result<Option<i64>, StoreError> {
+        let span = self.store.span("SELECT", "settings", READ_SETTING);
+        let value: Option<String> =
+            traced(span, sqlx::query_scalar(READ_SETTING).bind(PRUNED_BEFORE).fetch_optional(self.tx())).await?;
+        Ok(value.and_then(|v| v.parse().ok()))
+    }
+
+    async fn session_bounds(&mut self, from: i64, to: i64, open_at: i64) -> Result<Option<i64>, StoreError> {
+        let span = self.store.span("SELECT", "sessions", SESSION_BOUNDS);
+        let query = sqlx::query_scalar(SESSION_BOUNDS).bind(self.site_id).bind(from).bind(to).bind(open_at);
+        traced(span, query.fetch_one(self.tx())).await
+    }
+
+    async fn scan(&mut self, from: i64, to: i64) -> Result<Chunk, StoreError> {
+        let sql = self.store.dialect.pass_scan_sql();
+        let span = self.store.span("SELECT", "pageviews", sql);
+        let json: Option<String> =
+            traced(span, sqlx::query_scalar(sql).bind(self.site_id).bind(from).bind(to).fetch_one(self.tx())).await?;
+        let rows: Vec<ScanRow> = match json {
+            Some(json) => serde_json::from_str(&json).map_err(decode)?,
+            None => Vec::new(),
+        };
+        let mut chunk = Chunk::new(from, to);
+        for (id, created_at, visitor_id, prev, is_bot, path, referrer, referrer_domain) in rows {
+            chunk.push(id, created_at, visitor_id, prev, is_bot != 0, &path, &referrer, &referrer_domain);
+        }
+        Ok(chunk)
+    }
+
+    async fn read_ahead(&mut self, _from: i64, _to: i64) -> Result<Option<Chunk>, StoreError> {
+        Ok(None)
+    }
+
+    async fn unchanged(&mut self) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
+    async fn signature(&mut self, from: i64, to: i64) -> Result<Signature, StoreError> {
+        let span = self.store.span("SELECT", "pageviews", SIGNATURE);
+        let row =
+            traced(span, sqlx::query(SIGNATURE).bind(self.site_id).bind(from).bind(to).fetch_one(self.tx())).await?;
+        Ok(Signature { count: row.try_get(0)?, max_id: row.try_get(1)? })
+    }
+
+    async fn stored_sessions(&mut self, from: i64, to: i64) -> Result<Vec<Session>, StoreError> {
+        let span = self.store.span("SELECT", "sessions", STORED_SESSIONS);
+        let query = sqlx::query(STORED_SESSIONS).bind(self.site_id).bind(from).bind(to);
+        let rows = traced(span, query.fetch_all(self.tx())).await?;
+        rows.iter().map(Session::from_row).collect::<Result<_, sqlx::Error>>().map_err(StoreError::from)
+    }
+
+    async fn stored_rows(&mut self, table: RowTable, from: i64, to: i64) -> Result<Vec<BucketRow>, StoreError> {
+        let sql = table.select();
+        let span = self.store.span("SELECT", table.name(), sql);
+        let rows = traced(span, sqlx::query(sql).bind(self.site_id).bind(from).bind(to).fetch_all(self.tx())).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(BucketRow {
+                    bucket: row.try_get(0)?,
+                    pageview_count: row.try_get(1)?,
+                    unique_session_count: row.try_get(2)?,
+                    raw_count: row.try_get(3)?,
+                    raw_max_id: row.try_get(4)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    async fn apply(&mut self, writes: &Writes, now: i64) -> Result<(), StoreError> {
+        let (store, site_id) = (self.store, writes.site_id);
+        let dialect = store.dialect;
+        if !writes.sessions.is_empty() {
+            let rows: Vec<SessionJson> = writes
+                .sessions
+                .iter()
+                .map(|s| SessionJson {
+                    id: s.id,
+                    site_id: s.site_id,
+                    visitor_id: s.visitor_id,
+                    started_at: s.started_at,
+                    last_seen_at: s.last_seen_at,
+                    pageview_count: s.pageview_count,
+                    is_bounce: i64::from(s.is_bounce),
+                    duration_ms: s.duration_ms,
+                    entry_page: &s.entry_page,
+                    exit_page: &s.exit_page,
+                    referrer: &s.referrer,
+                    referrer_domain: &s.referrer_domain,
+                    later_visitor_ids: &s.later_visitor_ids,
+                })
+                .collect();
+            let sql = dialect.upsert_sessions_sql();
+            let batch = json_batch(&rows)?;
+            traced(store.span("INSERT", "sessions", sql), sqlx::query(sql).bind(batch).execute(self.tx())).await?;
+        }
+        if !writes.deleted_sessions.is_empty() {
+            let sql = dialect.delete_sessions_sql();
+            let batch = json_batch(&writes.deleted_sessions)?;
+            let query = sqlx::query(sql).bind(site_id).bind(batch);
+            traced(store.span("DELETE", "sessions", sql), query.execute(self.tx())).await?;
+        }
+        if !writes.hours.is_empty() {
+            let rows: Vec<HourJson> = writes
+                .hours
+                .iter()
+                .map(|r| HourJson {
+                    site_id,
+                    bucket: r.bucket,
+                    pageview_count: r.pageview_count,
+                    unique_session_count: r.unique_session_count,
+                    raw_count: r.raw_count,
+                    raw_max_id: r.raw_max_id,
+                    now,
+                })
+                .collect();
+            let sql = dialect.upsert_hours_sql();
+            let batch = json_batch(&rows)?;
+            traced(store.span("INSERT", "hourly_stats", sql), sqlx::query(sql).bind(batch).execute(self.tx())).await?;
+        }
+        for day in &writes.days {
+            let query = sqlx::query(UPSERT_STAGED)
+                .bind(site_id)
+                .bind(day.bucket)
+                .bind(day.pageview_count)
+                .bind(day.unique_session_count)
+                .bind(day.raw_count)
+                .bind(day.raw_max_id);
+            traced(store.span("INSERT", "daily_stats_staged", UPSERT_STAGED), query.execute(self.tx())).await?;
+        }
+        for &day in &writes.deleted_days {
+            let query = sqlx::query(DELETE_STAGED).bind(site_id).bind(day);
+            traced(store.span("DELETE", "daily_stats_staged", DELETE_STAGED), query.execute(self.tx())).await?;
+        }
+        Ok(())
+    }
+}
