@@ -1,8 +1,10 @@
-//! The hourly pass: one scan of a site's raw pageviews in time order gives each window `[A, B)` its
-//! hourly rows, the sessions that touch it (`sessions`), and for every whole UTC day in it the day's
-//! totals, staged in `daily_stats_staged` for the daily recompute to adopt. Each raw row is read once:
-//! a run over many windows (a backfill, a day at a time) carries the open sessions from one window to
-//! the next instead of reading context again.
+//! The recompute of rollup windows. The hourly pass: one scan of a site's raw pageviews in time
+//! order gives each window `[A, B)` its hourly rows, the sessions that touch it (`sessions`), and for
+//! every whole UTC day in it the day's totals, staged in `daily_stats_staged`. Each raw row is read
+//! once: a run over many windows (a backfill, a day at a time) carries the open sessions from one
+//! window to the next instead of reading context again. The daily recompute adopts a day's staged
+//! totals while the day's raw rows still have the count and largest id they record (read from the
+//! index alone), and otherwise counts the window from its raw rows with one `GROUP BY`.
 //!
 //! Each window is one transaction under the site's rollup lock (SQLite: the write lock) and writes
 //! only what differs from what is stored: a rerun over unchanged data writes nothing. Rows are read
@@ -23,7 +25,7 @@ pub(super) use any::AnyIo;
 pub(super) use sqlite::SqliteIo;
 
 use super::rollups::{DAY_MS, Grain, RollupCounts};
-pub(super) use super::rollups::{DELETE_STAGED, UPSERT_HOUR, UPSERT_STAGED};
+pub(super) use super::rollups::{DELETE_STAGED, UPSERT_DAY, UPSERT_HOUR, UPSERT_STAGED};
 use super::sessions::{Hit, IdMap, LONGEST_LOOKBACK_MS, SESSION_TIMEOUT_MS, Session, SessionBuilder};
 use super::{StoreError, now_ms};
 
@@ -50,6 +52,7 @@ pub(super) const DELETE_SESSION: &str = "DELETE FROM sessions WHERE site_id = $1
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum RowTable {
     Hourly,
+    Daily,
     Staged,
 }
 
@@ -57,6 +60,7 @@ impl RowTable {
     pub(super) fn name(self) -> &'static str {
         match self {
             RowTable::Hourly => "hourly_stats",
+            RowTable::Daily => "daily_stats",
             RowTable::Staged => "daily_stats_staged",
         }
     }
@@ -66,6 +70,10 @@ impl RowTable {
             RowTable::Hourly => {
                 "SELECT hour_bucket, pageview_count, unique_session_count, raw_count, raw_max_id FROM hourly_stats \
                  WHERE site_id = $1 AND hour_bucket >= $2 AND hour_bucket < $3"
+            }
+            RowTable::Daily => {
+                "SELECT day_bucket, pageview_count, unique_session_count, raw_count, raw_max_id FROM daily_stats \
+                 WHERE site_id = $1 AND day_bucket >= $2 AND day_bucket < $3"
             }
             RowTable::Staged => {
                 "SELECT day_bucket, pageview_count, unique_session_count, raw_count, raw_max_id FROM daily_stats_staged \
@@ -83,6 +91,12 @@ pub(super) struct BucketRow {
     pub unique_session_count: i64,
     pub raw_count: i64,
     pub raw_max_id: i64,
+}
+
+impl BucketRow {
+    fn signature(&self) -> Signature {
+        Signature { count: self.raw_count, max_id: self.raw_max_id }
+    }
 }
 
 /// How many raw rows a range held and the largest id: what rollup rows remember of their source.
@@ -181,8 +195,11 @@ pub(super) struct Writes {
     pub sessions: Vec<Session>,
     pub deleted_sessions: Vec<i64>,
     pub hours: Vec<BucketRow>,
+    /// Staged day totals.
     pub days: Vec<BucketRow>,
     pub deleted_days: Vec<i64>,
+    /// Daily rows.
+    pub daily: Vec<BucketRow>,
 }
 
 /// How the pass reads and writes one backend. Methods other than `read_ahead` and `unchanged` run
@@ -205,6 +222,8 @@ pub(super) trait PassIo {
     async fn stored_sessions(&mut self, from: i64, to: i64) -> Result<Vec<Session>, StoreError>;
     async fn stored_rows(&mut self, table: RowTable, from: i64, to: i64) -> Result<Vec<BucketRow>, StoreError>;
     async fn apply(&mut self, writes: &Writes, now: i64) -> Result<(), StoreError>;
+    /// Recomputes the daily rows of `[from, to)` from the raw rows (`GROUP BY`) and says what changed.
+    async fn count_days_from_raw(&mut self, from: i64, to: i64) -> Result<RollupCounts, StoreError>;
 }
 
 /// Runs a pass whose `PassIo` never waits (SQLite's: every call does its work before returning) to
@@ -220,10 +239,12 @@ pub(super) fn run_blocking<T>(work: impl std::future::Future<Output = T>) -> T {
     }
 }
 
-/// Recomputes the hourly rows, sessions and staged day totals of each of `windows` (ascending,
-/// adjacent, hour-aligned), one transaction each; `report` hears each window's counts.
+/// Recomputes the `grain` rows of each of `windows` (ascending, adjacent, bucket-aligned), one
+/// transaction each (hourly: with the sessions and staged day totals); `report` hears each
+/// window's counts.
 pub(super) async fn run(
     io: &mut impl PassIo,
+    grain: Grain,
     site_id: i64,
     windows: &[(i64, i64)],
     report: &mut (dyn FnMut(RollupCounts) + Send),
@@ -232,7 +253,11 @@ pub(super) async fn run(
     let mut total = RollupCounts::default();
     for &(start, end) in windows {
         io.begin().await?;
-        let counts = match pass.window(io, start, end).await {
+        let counts = match grain {
+            Grain::Hour => pass.window(io, start, end).await,
+            Grain::Day => day_window(io, site_id, start, end).await,
+        };
+        let counts = match counts {
             Ok(counts) => counts,
             Err(err) => {
                 io.rollback().await;
@@ -245,6 +270,56 @@ pub(super) async fn run(
         report(counts);
     }
     Ok(total)
+}
+
+/// The daily rows of `[start, end)`: days whose row has the raw rows' count and largest id are left
+/// alone, days whose staged totals have them are adopted, and if any other day changed, the window
+/// is counted from the raw rows.
+async fn day_window(io: &mut impl PassIo, site_id: i64, start: i64, end: i64) -> Result<RollupCounts, StoreError> {
+    // Buckets whose raw rows were pruned are frozen: a recompute would see no rows and zero them.
+    let a = start.max(io.pruned_before().await?.unwrap_or(i64::MIN));
+    if a >= end {
+        return Ok(RollupCounts::default());
+    }
+    let first = Grain::Day.floor(a);
+    let stored = io.stored_rows(RowTable::Daily, first, end).await?;
+    let staged = io.stored_rows(RowTable::Staged, first, end).await?;
+    let mut counts = RollupCounts::default();
+    let mut writes = Writes { site_id, ..Writes::default() };
+    let (mut before, mut after) = (0, 0);
+    let mut from_raw = false;
+    let mut day = first;
+    while day < end && !from_raw {
+        let (from, to) = (day.max(a), (day + DAY_MS).min(end));
+        let raw = io.signature(from, to).await?;
+        let stored = stored.iter().find(|r| r.bucket == day);
+        let whole = (from, to) == (day, day + DAY_MS);
+        if raw.count == 0 {
+            from_raw = stored.is_some_and(|r| r.raw_count > 0);
+        } else if stored.is_some_and(|r| r.signature() == raw) {
+            counts.raw_rows += raw.count;
+        } else if let Some(staged) = staged.iter().find(|r| r.bucket == day && r.signature() == raw && whole) {
+            counts.raw_rows += raw.count;
+            match stored {
+                Some(stored) => {
+                    counts.updated += 1;
+                    before += stored.pageview_count;
+                }
+                None => counts.created += 1,
+            }
+            after += staged.pageview_count;
+            writes.daily.push(*staged);
+        } else {
+            from_raw = true;
+        }
+        day += DAY_MS;
+    }
+    if from_raw {
+        return io.count_days_from_raw(a, end).await;
+    }
+    counts.processed = (after - before).max(0);
+    io.apply(&writes, now_ms()).await?;
+    Ok(counts)
 }
 
 /// The state carried from window to window.
@@ -550,5 +625,122 @@ mod tests {
         assert!(again.sessions.is_empty() && again.days.is_empty() && again.deleted_days.is_empty());
         assert_eq!(again.deleted_sessions, vec![99]);
         assert_eq!(again.hours, vec![BucketRow { bucket: 9 * HOUR_MS, ..BucketRow::default() }]);
+    }
+
+    /// A site on a fresh SQLite file with three days of pageviews: visitors whose gaps straddle the
+    /// timeout, bots, a salt change at each midnight (with the links ingest stores), and a store.
+    async fn three_days() -> (tempfile::TempDir, crate::store::Store, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = crate::store::Store::connect(&crate::config::Config::for_tests(&url).store).await.unwrap();
+        sqlx::query("INSERT INTO users (email, password_hash, created_at) VALUES ('p@e.com', 'x', 0)")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let site = store.create_site(1, "pass").await.unwrap().id;
+        let id_on = |visitor: i64, day: i64| visitor * 1_000 + day;
+        let mut seed = 7u64;
+        let mut next = |n: u64| {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            i64::try_from((seed >> 33) % n).unwrap()
+        };
+        let mut rows = Vec::new();
+        for visitor in 0..30 {
+            let mut at = next(3 * DAY_MS as u64 / 2);
+            while at < 3 * DAY_MS {
+                let day = at / DAY_MS;
+                let prev = (day > 0 && at % DAY_MS < SESSION_TIMEOUT_MS).then(|| id_on(visitor, day - 1));
+                rows.push(crate::store::NewPageview {
+                    site_id: site,
+                    created_at: at,
+                    url: String::new(),
+                    path: format!("/{}", next(5)),
+                    referrer: format!("r{}", next(3)),
+                    referrer_domain: String::new(),
+                    utm_source: String::new(),
+                    utm_medium: String::new(),
+                    utm_campaign: String::new(),
+                    utm_term: String::new(),
+                    utm_content: String::new(),
+                    browser: String::new(),
+                    browser_version: String::new(),
+                    os: String::new(),
+                    device_type: "desktop",
+                    country: String::new(),
+                    is_bot: next(20) == 0,
+                    visitor_id: id_on(visitor, day),
+                    visitor_id_prev: prev,
+                });
+                let long = next(4) == 0;
+                at += 1 + next(if long { 90 * MIN as u64 } else { 25 * MIN as u64 });
+            }
+        }
+        rows.sort_by_key(|r| (r.created_at % 7, r.created_at)); // ids not in time order
+        store.insert_pageviews(&rows).await.unwrap();
+        (dir, store, site)
+    }
+
+    async fn snapshot(store: &crate::store::Store, site: i64) -> (Vec<Session>, Vec<BucketRow>, Vec<BucketRow>) {
+        let mut io = AnyIo::new(store, site);
+        io.begin().await.unwrap();
+        let hours = io.stored_rows(RowTable::Hourly, 0, 4 * DAY_MS).await.unwrap();
+        let staged = io.stored_rows(RowTable::Staged, 0, 4 * DAY_MS).await.unwrap();
+        io.rollback().await;
+        (store.sessions_of_site(site).await.unwrap(), hours, staged)
+    }
+
+    fn days() -> Vec<(i64, i64)> {
+        (0..4).map(|d| (d * DAY_MS, (d + 1) * DAY_MS)).collect()
+    }
+
+    #[tokio::test]
+    async fn both_backends_passes_and_any_window_order_give_the_same_rows_and_sessions() {
+        // The SQLite C API pass over the days, reading ahead.
+        let (_a, a, site_a) = three_days().await;
+        let counts = a.recompute_rollups(Grain::Hour, site_a, &days(), &mut |_| {}).await.unwrap();
+        assert!(counts.created > 24 && counts.processed > 100, "{counts:?}");
+        let expected = snapshot(&a, site_a).await;
+        assert_eq!(expected.2.len(), 3, "three whole days staged");
+        let rerun = a.recompute_rollups(Grain::Hour, site_a, &days(), &mut |_| {}).await.unwrap();
+        assert_eq!((rerun.created, rerun.updated, rerun.processed), (0, 0, 0));
+        assert_eq!(snapshot(&a, site_a).await, expected);
+        let pageviews = a.pageview_sessions(site_a).await.unwrap();
+        let in_sessions: i64 = expected.0.iter().map(|s| s.pageview_count).sum();
+        assert_eq!(pageviews.iter().filter(|(_, s)| s.is_some()).count() as i64, in_sessions);
+        assert!(expected.0.iter().any(|s| !s.later_visitor_ids.is_empty()), "a session runs over midnight");
+
+        // The JSON (sqlx) pass over the same windows.
+        let (_b, b, site_b) = three_days().await;
+        run(&mut AnyIo::new(&b, site_b), Grain::Hour, site_b, &days(), &mut |_| {}).await.unwrap();
+        assert_eq!(snapshot(&b, site_b).await, expected);
+
+        // Hour by hour in a scrambled order: the same sessions.
+        let (_c, c, site_c) = three_days().await;
+        let hours: Vec<i64> = (0..96).map(|h| (h * 37) % 96).collect();
+        for h in &hours {
+            c.recompute_rollup(Grain::Hour, site_c, h * HOUR_MS, (h + 1) * HOUR_MS).await.unwrap();
+        }
+        let (sessions, hourly, _) = snapshot(&c, site_c).await;
+        assert_eq!((sessions, hourly), (expected.0, expected.1));
+    }
+
+    #[tokio::test]
+    async fn the_daily_recompute_adopts_staged_totals_and_counts_raw_rows_otherwise() {
+        let (_a, a, site) = three_days().await;
+        let staged_days = a.recompute_rollups(Grain::Day, site, &days(), &mut |_| {}).await.unwrap();
+        let from_raw = snapshot(&a, site).await;
+        a.recompute_rollups(Grain::Hour, site, &days(), &mut |_| {}).await.unwrap();
+        let (_b, b, site_b) = three_days().await;
+        b.recompute_rollups(Grain::Hour, site_b, &days(), &mut |_| {}).await.unwrap();
+        let adopted = b.recompute_rollups(Grain::Day, site_b, &days(), &mut |_| {}).await.unwrap();
+        assert_eq!(adopted, staged_days, "same counts either way");
+        let rows = |s: &crate::store::Store, site| {
+            let s = s.clone();
+            async move { s.rollup_rows(Grain::Day, site, 0, 4 * DAY_MS).await.unwrap() }
+        };
+        assert_eq!(rows(&a, site).await, rows(&b, site_b).await);
+        assert!(from_raw.2.is_empty());
+        let again = b.recompute_rollups(Grain::Day, site_b, &days(), &mut |_| {}).await.unwrap();
+        assert_eq!((again.created, again.updated, again.processed), (0, 0, 0));
     }
 }

@@ -30,15 +30,6 @@ impl Store {
         pruned_before(self, &self.pool).await
     }
 
-    /// The same, read inside a rollup's transaction (after its lock), so a recompute and a prune of
-    /// one site never disagree on it.
-    pub(super) async fn pruned_before_in(
-        &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    ) -> Result<Option<i64>, StoreError> {
-        pruned_before(self, &mut **tx).await
-    }
-
     /// Moves the boundary forward to `cutoff` (never back).
     pub async fn set_pruned_before(&self, cutoff: i64) -> Result<(), StoreError> {
         let sql =

@@ -15,7 +15,7 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError, now_ms, pass, traced};
+use super::{Store, StoreError, pass, traced};
 
 pub const HOUR_MS: i64 = 3_600_000;
 pub const DAY_MS: i64 = 86_400_000;
@@ -40,7 +40,7 @@ impl Grain {
         at_ms - at_ms.rem_euclid(self.ms())
     }
 
-    fn sql(self) -> &'static GrainSql {
+    pub(super) fn sql(self) -> &'static GrainSql {
         match self {
             Grain::Hour => &HOUR_SQL,
             Grain::Day => &DAY_SQL,
@@ -84,11 +84,14 @@ pub struct SiteRef {
     pub identifier: String,
 }
 
-struct GrainSql {
-    table: &'static str,
-    upsert: &'static str,
-    zero_vanished: &'static str,
-    totals: &'static str,
+pub(super) struct GrainSql {
+    pub(super) table: &'static str,
+    /// Recomputes the window's rows from the raw rows (`GROUP BY`), writing only rows that differ.
+    pub(super) upsert: &'static str,
+    /// Zeroes rows whose raw rows are all gone.
+    pub(super) zero_vanished: &'static str,
+    /// `n` rows, `pageviews` and `raw` sums of the window's rows.
+    pub(super) totals: &'static str,
     changed: &'static str,
     rows: &'static str,
 }
@@ -177,7 +180,7 @@ pub(super) const UPSERT_HOUR: &str = upsert_row!(
     ", $7, $7",
     ", updated_at = excluded.updated_at"
 );
-const UPSERT_DAY: &str = upsert_row!(
+pub(super) const UPSERT_DAY: &str = upsert_row!(
     "daily_stats",
     "day_bucket",
     ", created_at, updated_at",
@@ -186,16 +189,6 @@ const UPSERT_DAY: &str = upsert_row!(
 );
 pub(super) const UPSERT_STAGED: &str = upsert_row!("daily_stats_staged", "day_bucket", "", "", "");
 pub(super) const DELETE_STAGED: &str = "DELETE FROM daily_stats_staged WHERE site_id = $1 AND day_bucket = $2";
-
-/// What a daily recompute of `[$2, $3)` starts from, a row per day and source (`kind`): 0 the raw
-/// rows (count, largest id), 1 the stored row, 2 the staged totals.
-const DAY_STATE: &str = "SELECT CAST(0 AS BIGINT) AS kind, created_at - created_at % 86400000 AS day, \
-     COUNT(*) AS n, MAX(id) AS m, CAST(0 AS BIGINT) AS pv, CAST(0 AS BIGINT) AS uv FROM pageviews \
-     WHERE site_id = $1 AND created_at >= $2 AND created_at < $3 GROUP BY created_at - created_at % 86400000 \
-     UNION ALL SELECT CAST(1 AS BIGINT), day_bucket, raw_count, raw_max_id, pageview_count, unique_session_count \
-     FROM daily_stats WHERE site_id = $1 AND day_bucket >= $2 AND day_bucket < $3 \
-     UNION ALL SELECT CAST(2 AS BIGINT), day_bucket, raw_count, raw_max_id, pageview_count, unique_session_count \
-     FROM daily_stats_staged WHERE site_id = $1 AND day_bucket >= $2 AND day_bucket < $3";
 
 impl Store {
     /// Every site, oldest first, as the schedulers iterate them.
@@ -235,26 +228,18 @@ impl Store {
         windows: &[(i64, i64)],
         progress: &mut (dyn FnMut(RollupCounts) + Send),
     ) -> Result<RollupCounts, StoreError> {
-        match (grain, &self.sqlite_file) {
-            (Grain::Day, _) => {
-                let mut total = RollupCounts::default();
-                for &(start, end) in windows {
-                    let counts = self.recompute_days(site_id, start, end).await?;
-                    progress(counts);
-                    total += counts;
-                }
-                Ok(total)
-            }
-            (Grain::Hour, None) => pass::run(&mut pass::AnyIo::new(self, site_id), site_id, windows, progress).await,
-            (Grain::Hour, Some((path, sync))) => {
+        match &self.sqlite_file {
+            None => pass::run(&mut pass::AnyIo::new(self, site_id), grain, site_id, windows, progress).await,
+            Some((path, sync)) => {
                 // The C API blocks: the pass runs on a blocking thread and reports back here.
                 let (store, path, sync, windows) = (self.clone(), path.clone(), *sync, windows.to_vec());
                 let (send, mut receive) = tokio::sync::mpsc::unbounded_channel();
                 let span = tracing::Span::current();
                 let work = tokio::task::spawn_blocking(move || {
                     let _entered = span.enter();
-                    let mut io = pass::SqliteIo::open(&store, &path, sync, site_id, &windows)?;
-                    pass::run_blocking(pass::run(&mut io, site_id, &windows, &mut |counts| {
+                    let ahead = if grain == Grain::Hour { windows.as_slice() } else { &[] };
+                    let mut io = pass::SqliteIo::open(&store, &path, sync, site_id, ahead)?;
+                    pass::run_blocking(pass::run(&mut io, grain, site_id, &windows, &mut |counts| {
                         let _ = send.send(counts);
                     }))
                 });
@@ -264,114 +249,6 @@ impl Store {
                 work.await.unwrap_or_else(|err| std::panic::resume_unwind(err.into_panic()))
             }
         }
-    }
-
-    /// The daily recompute of `[start, end)` in one transaction: days whose row matches the raw rows
-    /// are left alone, days whose staged totals match them are adopted, and if any other day
-    /// changed, the window is counted from the raw rows.
-    async fn recompute_days(&self, site_id: i64, start: i64, end: i64) -> Result<RollupCounts, StoreError> {
-        let mut tx = self.pool.begin_with(self.dialect.begin_write_sql()).await?;
-        if let Some(lock) = self.dialect.lock_site_sql() {
-            traced(self.span("SELECT", "", lock), sqlx::query(lock).bind(site_id).fetch_one(&mut *tx)).await?;
-        }
-        // Buckets whose raw rows were pruned are frozen: a recompute would see no rows and zero them.
-        let start = start.max(self.pruned_before_in(&mut tx).await?.unwrap_or(i64::MIN));
-        if start >= end {
-            tx.commit().await?;
-            return Ok(RollupCounts::default());
-        }
-        let state = traced(
-            self.span("SELECT", "daily_stats", DAY_STATE),
-            sqlx::query(DAY_STATE).bind(site_id).bind(start).bind(end).fetch_all(&mut *tx),
-        )
-        .await?;
-        // day → [raw, stored, staged] as (raw count, largest id, pageviews, visitors)
-        type Values = (i64, i64, i64, i64);
-        let mut days: std::collections::BTreeMap<i64, [Option<Values>; 3]> = Default::default();
-        for row in &state {
-            let kind: i64 = row.try_get("kind")?;
-            let values = (row.try_get("n")?, row.try_get("m")?, row.try_get("pv")?, row.try_get("uv")?);
-            days.entry(row.try_get("day")?).or_default()[usize::try_from(kind).unwrap_or(0).min(2)] = Some(values);
-        }
-        let mut counts = RollupCounts::default();
-        let mut adopt = Vec::new();
-        let mut from_raw = false;
-        for (&day, [raw, stored, staged]) in &days {
-            let same =
-                |a: &Option<(i64, i64, i64, i64)>, b: (i64, i64, i64, i64)| a.is_some_and(|a| (a.0, a.1) == (b.0, b.1));
-            match (raw, stored) {
-                (None, Some(stored)) => from_raw |= stored.0 > 0,
-                (None, None) => {}
-                (Some(raw), _) if same(stored, *raw) => counts.raw_rows += raw.0,
-                (Some(raw), _) if same(staged, *raw) && day >= start && day + DAY_MS <= end => {
-                    counts.raw_rows += raw.0;
-                    adopt.push((day, staged.expect("matched above"), *stored));
-                }
-                (Some(_), _) => from_raw = true,
-            }
-        }
-        if from_raw {
-            counts = self.count_days_from_raw(&mut tx, site_id, start, end).await?;
-        } else {
-            let now = now_ms();
-            let (mut before, mut after) = (0, 0);
-            for (day, (raw_count, raw_max_id, pageviews, visitors), stored) in adopt {
-                match stored {
-                    Some(stored) => {
-                        counts.updated += 1;
-                        before += stored.2;
-                    }
-                    None => counts.created += 1,
-                }
-                after += pageviews;
-                let query = sqlx::query(UPSERT_DAY)
-                    .bind(site_id)
-                    .bind(day)
-                    .bind(pageviews)
-                    .bind(visitors)
-                    .bind(raw_count)
-                    .bind(raw_max_id)
-                    .bind(now);
-                traced(self.span("INSERT", "daily_stats", UPSERT_DAY), query.execute(&mut *tx)).await?;
-            }
-            counts.processed = (after - before).max(0);
-        }
-        tx.commit().await?;
-        Ok(counts)
-    }
-
-    /// Recomputes the daily rows of `[start, end)` from the raw rows (`GROUP BY`), inside `tx`.
-    async fn count_days_from_raw(
-        &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-        site_id: i64,
-        start: i64,
-        end: i64,
-    ) -> Result<RollupCounts, StoreError> {
-        let sql = &DAY_SQL;
-        let before = totals(self, tx, sql, site_id, start, end).await?;
-        let now = now_ms();
-        let upserted = traced(
-            self.span("INSERT", sql.table, sql.upsert),
-            sqlx::query(sql.upsert).bind(site_id).bind(start).bind(end).bind(now).execute(&mut **tx),
-        )
-        .await?
-        .rows_affected();
-        let zeroed = traced(
-            self.span("UPDATE", sql.table, sql.zero_vanished),
-            sqlx::query(sql.zero_vanished).bind(site_id).bind(start).bind(end).bind(now).execute(&mut **tx),
-        )
-        .await?
-        .rows_affected();
-        let after = totals(self, tx, sql, site_id, start, end).await?;
-        let created = after.0 - before.0;
-        let changed = i64::try_from(upserted + zeroed).unwrap_or(i64::MAX);
-        Ok(RollupCounts {
-            created,
-            updated: changed - created,
-            processed: (after.1 - before.1).max(0),
-            raw_rows: after.2,
-        })
     }
 
     /// The `grain` rows of a site with buckets in `[start, end)`, oldest first.
@@ -422,23 +299,6 @@ impl Store {
         .await?;
         rows.iter().map(|row| row.try_get("bucket")).collect::<Result<_, sqlx::Error>>().map_err(StoreError::from)
     }
-}
-
-/// (rows, sum of pageview_count, sum of raw_count) of a site's rows in a window.
-async fn totals(
-    store: &Store,
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    sql: &GrainSql,
-    site_id: i64,
-    start: i64,
-    end: i64,
-) -> Result<(i64, i64, i64), StoreError> {
-    let row = traced(
-        store.span("SELECT", sql.table, sql.totals),
-        sqlx::query(sql.totals).bind(site_id).bind(start).bind(end).fetch_one(&mut **tx),
-    )
-    .await?;
-    Ok((row.try_get("n")?, row.try_get("pageviews")?, row.try_get("raw")?))
 }
 
 #[cfg(test)]

@@ -22,7 +22,8 @@ use crate::config::SqliteSync;
 /// An open database connection and its prepared statements.
 pub(super) struct Db {
     handle: NonNull<ffi::sqlite3>,
-    statements: HashMap<&'static str, Stmt>,
+    /// By the address and length of their text: statements are `&'static str` constants.
+    statements: HashMap<(usize, usize), Stmt>,
 }
 
 // SAFETY: the connection is opened with SQLITE_OPEN_NOMUTEX, which SQLite allows to move between
@@ -71,13 +72,20 @@ impl Db {
     /// The prepared statement for `sql` (prepared on first use, then reused), reset and ready to
     /// bind. `$N` parameters are bound by their number N.
     pub(super) fn stmt(&mut self, sql: &'static str) -> Result<&mut Stmt, StoreError> {
-        if !self.statements.contains_key(sql) {
+        let key = (sql.as_ptr() as usize, sql.len());
+        if !self.statements.contains_key(&key) {
             let stmt = Stmt::prepare(self.handle, sql)?;
-            self.statements.insert(sql, stmt);
+            self.statements.insert(key, stmt);
         }
-        let stmt = self.statements.get_mut(sql).expect("inserted above");
+        let stmt = self.statements.get_mut(&key).expect("inserted above");
         stmt.reset();
         Ok(stmt)
+    }
+
+    /// Rows the last INSERT, UPDATE or DELETE changed.
+    pub(super) fn changes(&mut self) -> i64 {
+        // SAFETY: the handle is open.
+        unsafe { ffi::sqlite3_changes64(self.handle.as_ptr()) }
     }
 
     /// `PRAGMA data_version`: changes whenever another connection commits to the database.

@@ -6,9 +6,12 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::super::retention::{PRUNED_BEFORE, READ_SETTING};
+use super::super::rollups::{Grain, RollupCounts};
 use super::super::sessions::{SESSION_BOUNDS, STORED_SESSIONS, Session};
 use super::super::{Store, StoreError, json_batch, traced};
-use super::{BucketRow, Chunk, DELETE_STAGED, PassIo, RowTable, SIGNATURE, Signature, UPSERT_STAGED, Writes};
+use super::{
+    BucketRow, Chunk, DELETE_STAGED, PassIo, RowTable, SIGNATURE, Signature, UPSERT_DAY, UPSERT_STAGED, Writes,
+};
 
 pub(in crate::store) struct AnyIo<'s> {
     store: &'s Store,
@@ -218,10 +221,54 @@ impl PassIo for AnyIo<'_> {
                 .bind(day.raw_max_id);
             traced(store.span("INSERT", "daily_stats_staged", UPSERT_STAGED), query.execute(self.tx())).await?;
         }
+        for row in &writes.daily {
+            let query = sqlx::query(UPSERT_DAY)
+                .bind(site_id)
+                .bind(row.bucket)
+                .bind(row.pageview_count)
+                .bind(row.unique_session_count)
+                .bind(row.raw_count)
+                .bind(row.raw_max_id)
+                .bind(now);
+            traced(store.span("INSERT", "daily_stats", UPSERT_DAY), query.execute(self.tx())).await?;
+        }
         for &day in &writes.deleted_days {
             let query = sqlx::query(DELETE_STAGED).bind(site_id).bind(day);
             traced(store.span("DELETE", "daily_stats_staged", DELETE_STAGED), query.execute(self.tx())).await?;
         }
         Ok(())
+    }
+
+    async fn count_days_from_raw(&mut self, from: i64, to: i64) -> Result<RollupCounts, StoreError> {
+        let sql = Grain::Day.sql();
+        let before = self.totals(from, to).await?;
+        let now = super::super::now_ms();
+        let mut changed = 0;
+        for (operation, statement) in [("INSERT", sql.upsert), ("UPDATE", sql.zero_vanished)] {
+            let query = sqlx::query(statement).bind(self.site_id).bind(from).bind(to).bind(now);
+            changed += traced(self.store.span(operation, sql.table, statement), query.execute(self.tx()))
+                .await?
+                .rows_affected();
+        }
+        let after = self.totals(from, to).await?;
+        let created = after.0 - before.0;
+        let changed = i64::try_from(changed).unwrap_or(i64::MAX);
+        Ok(RollupCounts {
+            created,
+            updated: changed - created,
+            processed: (after.1 - before.1).max(0),
+            raw_rows: after.2,
+        })
+    }
+}
+
+impl AnyIo<'_> {
+    /// (rows, sum of pageview_count, sum of raw_count) of the site's daily rows in `[from, to)`.
+    async fn totals(&mut self, from: i64, to: i64) -> Result<(i64, i64, i64), StoreError> {
+        let sql = Grain::Day.sql();
+        let span = self.store.span("SELECT", sql.table, sql.totals);
+        let query = sqlx::query(sql.totals).bind(self.site_id).bind(from).bind(to);
+        let row = traced(span, query.fetch_one(self.tx())).await?;
+        Ok((row.try_get("n")?, row.try_get("pageviews")?, row.try_get("raw")?))
     }
 }

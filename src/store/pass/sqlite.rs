@@ -7,12 +7,13 @@ use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use super::super::retention::{PRUNED_BEFORE, READ_SETTING};
+use super::super::rollups::{Grain, RollupCounts};
 use super::super::sessions::{LONGEST_LOOKBACK_MS, SESSION_BOUNDS, SESSION_TIMEOUT_MS, STORED_SESSIONS, Session};
 use super::super::sqlite_direct::{Db, Stmt};
 use super::super::{Store, StoreError, traced_sync};
 use super::{
-    BucketRow, Chunk, DELETE_SESSION, DELETE_STAGED, PassIo, RowTable, SCAN, SIGNATURE, Signature, UPSERT_HOUR,
-    UPSERT_SESSION, UPSERT_STAGED, Writes,
+    BucketRow, Chunk, DELETE_SESSION, DELETE_STAGED, PassIo, RowTable, SCAN, SIGNATURE, Signature, UPSERT_DAY,
+    UPSERT_HOUR, UPSERT_SESSION, UPSERT_STAGED, Writes,
 };
 use crate::config::SqliteSync;
 
@@ -32,24 +33,25 @@ pub(in crate::store) struct SqliteIo {
 }
 
 impl SqliteIo {
-    /// Opens the pass's connection to `path`; with more than one window, starts the reader.
+    /// Opens the pass's connection to `path`; with more than one window in `ahead` (the hourly
+    /// windows the pass will run), starts the reader.
     pub(in crate::store) fn open(
         store: &Store,
         path: &Path,
         sync: SqliteSync,
         site_id: i64,
-        windows: &[(i64, i64)],
+        ahead: &[(i64, i64)],
     ) -> Result<SqliteIo, StoreError> {
         let mut db = Db::open(path, sync)?;
         let version = db.data_version()?;
         let mut io = SqliteIo { store: store.clone(), site_id, db, version, ahead: None, pending: None, reader: None };
-        if let [(first, _), _, ..] = *windows {
+        if let [(first, _), _, ..] = *ahead {
             // The first window's context, as `Pass::window` will find it (re-read under the lock).
             let open =
                 session_bounds(&mut io.db, site_id, first - LONGEST_LOOKBACK_MS, first, first - SESSION_TIMEOUT_MS)?;
             let lo = open.map_or(first - SESSION_TIMEOUT_MS, |lo| lo.min(first - SESSION_TIMEOUT_MS));
             let mut ranges = vec![(lo, first)];
-            ranges.extend_from_slice(windows);
+            ranges.extend_from_slice(ahead);
             let reader = Db::open(path, sync)?;
             let (send, receive) = sync_channel(READ_AHEAD);
             let (store, parent) = (store.clone(), tracing::Span::current());
@@ -302,6 +304,16 @@ impl PassIo for SqliteIo {
                 Ok(())
             })?;
         }
+        if !writes.daily.is_empty() {
+            traced_sync(self.store.span("INSERT", "daily_stats", UPSERT_DAY), || {
+                let stmt = db.stmt(UPSERT_DAY)?;
+                for row in &writes.daily {
+                    bind_row(stmt, site_id, row)?;
+                    stmt.bind_int(7, now)?.run()?;
+                }
+                Ok(())
+            })?;
+        }
         if !writes.deleted_days.is_empty() {
             traced_sync(self.store.span("DELETE", "daily_stats_staged", DELETE_STAGED), || {
                 let stmt = db.stmt(DELETE_STAGED)?;
@@ -312,5 +324,49 @@ impl PassIo for SqliteIo {
             })?;
         }
         Ok(())
+    }
+
+    async fn count_days_from_raw(&mut self, from: i64, to: i64) -> Result<RollupCounts, StoreError> {
+        let sql = Grain::Day.sql();
+        let site_id = self.site_id;
+        let before = self.totals(from, to)?;
+        let now = super::super::now_ms();
+        let mut changed = 0;
+        for statement in [sql.upsert, sql.zero_vanished] {
+            let operation = if statement == sql.upsert { "INSERT" } else { "UPDATE" };
+            let db = &mut self.db;
+            changed += traced_sync(self.store.span(operation, sql.table, statement), || {
+                db.stmt(statement)?
+                    .bind_int(1, site_id)?
+                    .bind_int(2, from)?
+                    .bind_int(3, to)?
+                    .bind_int(4, now)?
+                    .run()?;
+                Ok(db.changes())
+            })?;
+        }
+        let after = self.totals(from, to)?;
+        let created = after.0 - before.0;
+        Ok(RollupCounts {
+            created,
+            updated: changed - created,
+            processed: (after.1 - before.1).max(0),
+            raw_rows: after.2,
+        })
+    }
+}
+
+impl SqliteIo {
+    /// (rows, sum of pageview_count, sum of raw_count) of the site's daily rows in `[from, to)`.
+    fn totals(&mut self, from: i64, to: i64) -> Result<(i64, i64, i64), StoreError> {
+        let sql = Grain::Day.sql();
+        let (db, site_id) = (&mut self.db, self.site_id);
+        traced_sync(self.store.span("SELECT", sql.table, sql.totals), || {
+            let stmt = db.stmt(sql.totals)?;
+            stmt.bind_int(1, site_id)?.bind_int(2, from)?.bind_int(3, to)?;
+            let totals = if stmt.step()? { (stmt.int(0), stmt.int(1), stmt.int(2)) } else { (0, 0, 0) };
+            stmt.reset();
+            Ok(totals)
+        })
     }
 }
