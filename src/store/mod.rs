@@ -82,7 +82,10 @@ static INSTALL_DRIVERS: Once = Once::new();
 impl Store {
     /// Connects (creating a SQLite file if needed) and brings the schema up to date.
     pub async fn connect(config: &StoreConfig) -> Result<Store, StoreError> {
-        INSTALL_DRIVERS.call_once(sqlx::any::install_default_drivers);
+        INSTALL_DRIVERS.call_once(|| {
+            sqlite_direct::disable_memory_statistics();
+            sqlx::any::install_default_drivers();
+        });
         let dialect =
             Dialect::from_url(&config.database_url).expect("config validation accepts only sqlite and postgres URLs");
         let url = dialect.normalize_url(&config.database_url);

@@ -37,10 +37,11 @@ pub(super) const SCAN: &str = "SELECT id, created_at, visitor_id, visitor_id_pre
 pub(super) const SIGNATURE: &str = "SELECT COUNT(*), CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM pageviews \
      WHERE site_id = $1 AND created_at >= $2 AND created_at < $3";
 
-/// Inserts or rewrites one session.
-pub(super) const UPSERT_SESSION: &str = "INSERT INTO sessions (id, site_id, visitor_id, started_at, last_seen_at, \
-     pageview_count, is_bounce, duration_ms, entry_page, exit_page, referrer, referrer_domain, later_visitor_ids) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (id) DO UPDATE SET \
+/// Inserts or rewrites sessions: this, then `VALUES` groups of the 13 columns, then
+/// [`SESSION_CONFLICT`].
+pub(super) const SESSION_INSERT: &str = "INSERT INTO sessions (id, site_id, visitor_id, started_at, last_seen_at, \
+     pageview_count, is_bounce, duration_ms, entry_page, exit_page, referrer, referrer_domain, later_visitor_ids) VALUES ";
+pub(super) const SESSION_CONFLICT: &str = " ON CONFLICT (id) DO UPDATE SET \
      visitor_id = excluded.visitor_id, started_at = excluded.started_at, last_seen_at = excluded.last_seen_at, \
      pageview_count = excluded.pageview_count, is_bounce = excluded.is_bounce, duration_ms = excluded.duration_ms, \
      entry_page = excluded.entry_page, exit_page = excluded.exit_page, referrer = excluded.referrer, \

@@ -19,6 +19,9 @@ use libsqlite3_sys as ffi;
 use super::StoreError;
 use crate::config::SqliteSync;
 
+/// How much of the file a connection maps (SQLite caps it at 2 GiB by default).
+const MMAP_SIZE: i64 = 1 << 30;
+
 /// An open database connection and its prepared statements.
 pub(super) struct Db {
     handle: NonNull<ffi::sqlite3>,
@@ -53,9 +56,11 @@ impl Db {
             SqliteSync::Normal => "NORMAL",
             SqliteSync::Full => "FULL",
         };
+        // Reads through a memory map, not `pread` into the page cache: the pass reads each page once,
+        // and the copy was most of the cost of reading the `(site_id, created_at)` index.
         db.exec(&format!(
             "PRAGMA busy_timeout = 5000; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; \
-             PRAGMA wal_autocheckpoint = 16384"
+             PRAGMA wal_autocheckpoint = 16384; PRAGMA mmap_size = {MMAP_SIZE}"
         ))?;
         Ok(db)
     }
@@ -107,8 +112,15 @@ impl Drop for Db {
 pub(super) struct Stmt {
     handle: NonNull<ffi::sqlite3>,
     stmt: NonNull<ffi::sqlite3_stmt>,
-    /// The number written after `$` of each parameter, by SQLite's index - 1.
-    params: Vec<c_int>,
+    /// SQLite's index of parameter `$n` at `[n]` (0: no such parameter).
+    index_of: Vec<c_int>,
+}
+
+/// A value to bind.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Value<'a> {
+    Int(i64),
+    Text(&'a str),
 }
 
 impl Stmt {
@@ -130,7 +142,7 @@ impl Stmt {
             return Err(error(handle, rc));
         }
         let stmt = NonNull::new(stmt).ok_or_else(|| failure(ffi::SQLITE_MISUSE, "empty statement".into()))?;
-        let mut prepared = Stmt { handle, stmt, params: Vec::new() };
+        let mut prepared = Stmt { handle, stmt, index_of: Vec::new() };
         // SAFETY: `stmt` is a live statement of this connection.
         let count = unsafe { ffi::sqlite3_bind_parameter_count(stmt.as_ptr()) };
         for index in 1..=count {
@@ -143,13 +155,17 @@ impl Stmt {
                 let name = unsafe { CStr::from_ptr(name) }.to_string_lossy();
                 name.trim_start_matches(['$', '?', ':', '@']).parse().unwrap_or(index)
             };
-            prepared.params.push(number);
+            let slot = usize::try_from(number).unwrap_or(0);
+            if prepared.index_of.len() <= slot {
+                prepared.index_of.resize(slot + 1, 0);
+            }
+            prepared.index_of[slot] = index;
         }
         Ok(prepared)
     }
 
     fn index(&self, number: c_int) -> c_int {
-        self.params.iter().position(|&n| n == number).map_or(0, |i| c_int::try_from(i + 1).unwrap_or(0))
+        usize::try_from(number).ok().and_then(|n| self.index_of.get(n)).copied().unwrap_or(0)
     }
 
     fn check(&self, rc: c_int) -> Result<(), StoreError> {
@@ -189,6 +205,37 @@ impl Stmt {
                 Err(err)
             }
         }
+    }
+
+    /// Binds `values` to `$1`, `$2`, … (texts without a copy: they outlive the call), runs the
+    /// statement to its end and resets it, bindings cleared.
+    pub(super) fn run_values(&mut self, values: &[Value<'_>]) -> Result<(), StoreError> {
+        let mut bound = Ok(());
+        for (at, value) in values.iter().enumerate() {
+            let index = self.index(c_int::try_from(at + 1).unwrap_or(0));
+            // SAFETY: a live statement; a text is read only by the step below, while `values`
+            // (which it borrows from) is alive, and unbound by `sqlite3_clear_bindings` after it.
+            let rc = unsafe {
+                match *value {
+                    Value::Int(n) => ffi::sqlite3_bind_int64(self.stmt.as_ptr(), index, n),
+                    Value::Text(text) => ffi::sqlite3_bind_text(
+                        self.stmt.as_ptr(),
+                        index,
+                        text.as_ptr().cast(),
+                        c_int::try_from(text.len()).unwrap_or(c_int::MAX),
+                        ffi::SQLITE_STATIC(),
+                    ),
+                }
+            };
+            bound = self.check(rc);
+            if bound.is_err() {
+                break;
+            }
+        }
+        let done = bound.and_then(|()| self.run());
+        // SAFETY: a live statement; drops the borrowed texts' pointers.
+        unsafe { ffi::sqlite3_clear_bindings(self.stmt.as_ptr()) };
+        done
     }
 
     /// Steps a statement that returns no rows to its end, then resets it.
@@ -246,6 +293,26 @@ impl Drop for Stmt {
         // SAFETY: a live statement, finalized once, before its connection closes (see `Db::drop`).
         unsafe { ffi::sqlite3_finalize(self.stmt.as_ptr()) };
     }
+}
+
+/// `head`, then `rows` groups of `columns` numbered parameters (`($1, $2), ($3, $4)`), then `tail`:
+/// a statement that writes many rows per step.
+pub(super) fn values_sql(head: &str, columns: usize, rows: usize, tail: &str) -> String {
+    let groups: Vec<String> = (0..rows)
+        .map(|row| {
+            let params: Vec<String> = (1..=columns).map(|c| format!("${}", row * columns + c)).collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    format!("{head}{}{tail}", groups.join(", "))
+}
+
+/// Turns off SQLite's memory statistics, process-wide: with them on, every allocation takes one
+/// global mutex, which the pass's reading and writing threads would fight over. Works only before
+/// the first connection opens (later it changes nothing); nothing here reads the statistics.
+pub(super) fn disable_memory_statistics() {
+    // SAFETY: `sqlite3_config` is safe to call before initialization and reports MISUSE after it.
+    unsafe { ffi::sqlite3_config(ffi::SQLITE_CONFIG_MEMSTATUS, 0 as c_int) };
 }
 
 /// The connection's last error as a `StoreError`.
@@ -348,5 +415,15 @@ mod tests {
         let StoreError::Database(sqlx::Error::Database(inner)) = err else { panic!("{err:?}") };
         assert!(inner.is_unique_violation());
         assert_eq!(db.data_version().unwrap(), db.data_version().unwrap());
+        let many = values_sql("INSERT INTO t (a, b) VALUES ", 2, 2, "");
+        assert_eq!(many, "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)");
+        let many: &'static str = Box::leak(many.into_boxed_str());
+        let text = String::from("copied? no");
+        db.stmt(many)
+            .unwrap()
+            .run_values(&[Value::Int(7), Value::Text(&text), Value::Int(8), Value::Text("z")])
+            .unwrap();
+        let count = db.stmt("SELECT COUNT(*) FROM t WHERE a IN (7, 8) AND b IN ('copied? no', 'z')").unwrap();
+        assert_eq!(count.one_int().unwrap(), Some(2));
     }
 }

@@ -4,21 +4,31 @@
 //! pass whether those reads still hold (`PRAGMA data_version`: nobody else committed since).
 
 use std::path::Path;
+use std::sync::LazyLock;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use super::super::retention::{PRUNED_BEFORE, READ_SETTING};
 use super::super::rollups::{Grain, RollupCounts};
 use super::super::sessions::{LONGEST_LOOKBACK_MS, SESSION_BOUNDS, SESSION_TIMEOUT_MS, STORED_SESSIONS, Session};
-use super::super::sqlite_direct::{Db, Stmt};
+use super::super::sqlite_direct::{Db, Stmt, Value, values_sql};
 use super::super::{Store, StoreError, traced_sync};
 use super::{
-    BucketRow, Chunk, DELETE_SESSION, DELETE_STAGED, PassIo, RowTable, SCAN, SIGNATURE, Signature, UPSERT_DAY,
-    UPSERT_HOUR, UPSERT_SESSION, UPSERT_STAGED, Writes,
+    BucketRow, Chunk, DELETE_SESSION, DELETE_STAGED, PassIo, RowTable, SCAN, SESSION_CONFLICT, SESSION_INSERT,
+    SIGNATURE, Signature, UPSERT_DAY, UPSERT_HOUR, UPSERT_STAGED, Writes,
 };
 use crate::config::SqliteSync;
 
 /// Chunks the reader may have ready before the writer takes them.
 const READ_AHEAD: usize = 2;
+
+/// Sessions written per statement: one step writes many rows, so the statement's fixed cost (cursors,
+/// the descent from the root, ending the statement) is paid once per batch.
+const SESSION_BATCH: usize = 64;
+const SESSION_COLUMNS: usize = 13;
+static UPSERT_SESSION: LazyLock<String> =
+    LazyLock::new(|| values_sql(SESSION_INSERT, SESSION_COLUMNS, 1, SESSION_CONFLICT));
+static UPSERT_SESSIONS: LazyLock<String> =
+    LazyLock::new(|| values_sql(SESSION_INSERT, SESSION_COLUMNS, SESSION_BATCH, SESSION_CONFLICT));
 
 pub(in crate::store) struct SqliteIo {
     store: Store,
@@ -115,21 +125,23 @@ fn session_bounds(db: &mut Db, site_id: i64, from: i64, to: i64, open_at: i64) -
     db.stmt(SESSION_BOUNDS)?.bind_int(1, site_id)?.bind_int(2, from)?.bind_int(3, to)?.bind_int(4, open_at)?.one_int()
 }
 
-fn bind_session(stmt: &mut Stmt, s: &Session) -> Result<(), StoreError> {
-    stmt.bind_int(1, s.id)?
-        .bind_int(2, s.site_id)?
-        .bind_int(3, s.visitor_id)?
-        .bind_int(4, s.started_at)?
-        .bind_int(5, s.last_seen_at)?
-        .bind_int(6, s.pageview_count)?
-        .bind_int(7, i64::from(s.is_bounce))?
-        .bind_int(8, s.duration_ms)?
-        .bind_text(9, &s.entry_page)?
-        .bind_text(10, &s.exit_page)?
-        .bind_text(11, &s.referrer)?
-        .bind_text(12, &s.referrer_domain)?
-        .bind_text(13, &s.later_visitor_ids)?;
-    Ok(())
+/// A session's values in the column order of [`SESSION_INSERT`].
+fn session_values<'a>(s: &'a Session, out: &mut Vec<Value<'a>>) {
+    out.extend([
+        Value::Int(s.id),
+        Value::Int(s.site_id),
+        Value::Int(s.visitor_id),
+        Value::Int(s.started_at),
+        Value::Int(s.last_seen_at),
+        Value::Int(s.pageview_count),
+        Value::Int(i64::from(s.is_bounce)),
+        Value::Int(s.duration_ms),
+        Value::Text(&s.entry_page),
+        Value::Text(&s.exit_page),
+        Value::Text(&s.referrer),
+        Value::Text(&s.referrer_domain),
+        Value::Text(&s.later_visitor_ids),
+    ]);
 }
 
 fn bind_row(stmt: &mut Stmt, site_id: i64, row: &BucketRow) -> Result<(), StoreError> {
@@ -266,11 +278,20 @@ impl PassIo for SqliteIo {
         let db = &mut self.db;
         let site_id = writes.site_id;
         if !writes.sessions.is_empty() {
-            traced_sync(self.store.span("INSERT", "sessions", UPSERT_SESSION), || {
-                let stmt = db.stmt(UPSERT_SESSION)?;
-                for session in &writes.sessions {
-                    bind_session(stmt, session)?;
-                    stmt.run()?;
+            traced_sync(self.store.span("INSERT", "sessions", UPSERT_SESSIONS.as_str()), || {
+                let mut values = Vec::with_capacity(SESSION_BATCH * SESSION_COLUMNS);
+                for batch in writes.sessions.chunks(SESSION_BATCH) {
+                    values.clear();
+                    batch.iter().for_each(|session| session_values(session, &mut values));
+                    let sql =
+                        if batch.len() == SESSION_BATCH { UPSERT_SESSIONS.as_str() } else { UPSERT_SESSION.as_str() };
+                    if batch.len() == SESSION_BATCH {
+                        db.stmt(sql)?.run_values(&values)?;
+                    } else {
+                        for one in values.chunks(SESSION_COLUMNS) {
+                            db.stmt(sql)?.run_values(one)?;
+                        }
+                    }
                 }
                 Ok(())
             })?;
