@@ -1,7 +1,8 @@
 //! The pass on SQLite: its own connection through the C API (`store::sqlite_direct`), run on a
 //! blocking thread. With more than one window, a second connection on another thread reads the next
-//! windows' chunks while this one writes, outside the write lock; [`PassIo::unchanged`] tells the
-//! pass whether those reads still hold (`PRAGMA data_version`: nobody else committed since).
+//! windows' chunks while this one writes, outside the write lock ([`PassIo::unchanged`] tells the
+//! pass whether those reads still hold: `PRAGMA data_version`, nobody else committed since), and
+//! checkpoints the WAL now and then, which the writer's commits would otherwise stop for.
 
 use std::path::Path;
 use std::sync::LazyLock;
@@ -20,6 +21,10 @@ use crate::config::SqliteSync;
 
 /// Chunks the reader may have ready before the writer takes them.
 const READ_AHEAD: usize = 2;
+
+/// The reader checkpoints the WAL (copies it into the database file) after this many chunks, so the
+/// writer, which would otherwise do it inside a commit, never waits for it.
+const CHECKPOINT_EVERY: usize = 16;
 
 /// Sessions written per statement: one step writes many rows, so the statement's fixed cost (cursors,
 /// the descent from the root, ending the statement) is paid once per batch.
@@ -63,6 +68,7 @@ impl SqliteIo {
             let mut ranges = vec![(lo, first)];
             ranges.extend_from_slice(ahead);
             let reader = Db::open(path, sync)?;
+            io.db.exec("PRAGMA wal_autocheckpoint = 0")?;
             let (send, receive) = sync_channel(READ_AHEAD);
             let (store, parent) = (store.clone(), tracing::Span::current());
             io.reader = Some(std::thread::spawn(move || {
@@ -83,11 +89,17 @@ fn read_ahead(
     ranges: &[(i64, i64)],
     send: &SyncSender<Result<Chunk, StoreError>>,
 ) {
-    for &(from, to) in ranges {
+    for (at, &(from, to)) in ranges.iter().enumerate() {
         let chunk = traced_sync(store.span("SELECT", "pageviews", SCAN), || scan(&mut db, site_id, from, to));
         let failed = chunk.is_err();
         if send.send(chunk).is_err() || failed {
             return;
+        }
+        if (at + 1) % CHECKPOINT_EVERY == 0 {
+            // PASSIVE: copies what no reader still needs, never waits for the writer. A failure
+            // leaves the copy to the next checkpoint.
+            let sql = "PRAGMA wal_checkpoint(PASSIVE)";
+            let _ = traced_sync(store.span("PRAGMA", "", sql), || db.exec(sql));
         }
     }
 }
