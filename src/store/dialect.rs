@@ -133,6 +133,17 @@ impl Dialect {
         }
     }
 
+    /// Run at the start of a rollup transaction. PostgreSQL: its commit does not wait for the WAL
+    /// flush. Rollup rows are derived from raw rows; a crash can only lose the last commits, and a
+    /// window whose rows went with them no longer matches its raw rows' count and largest id, so
+    /// the backfill finds it. SQLite's commits (WAL, `synchronous=NORMAL`) never wait for a flush.
+    pub(super) fn rollup_commit_sql(self) -> Option<&'static str> {
+        match self {
+            Dialect::Sqlite => None,
+            Dialect::Postgres => Some("SET LOCAL synchronous_commit = off"),
+        }
+    }
+
     /// The raw pageviews of `[$2, $3)` of site `$1` (the hourly pass's chunk) as one JSON array of
     /// `[id, created_at, visitor_id, visitor_id_prev, is_bot, path, referrer, referrer_domain]`
     /// arrays in `(created_at, id)` order (NULL when there are none).

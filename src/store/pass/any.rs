@@ -74,6 +74,9 @@ impl PassIo for AnyIo<'_> {
             traced(self.store.span("SELECT", "", lock), sqlx::query(lock).bind(self.site_id).fetch_one(&mut *tx))
                 .await?;
         }
+        if let Some(setting) = self.store.dialect.rollup_commit_sql() {
+            traced(self.store.span("SET", "", setting), sqlx::query(setting).execute(&mut *tx)).await?;
+        }
         self.tx = Some(tx);
         Ok(())
     }
