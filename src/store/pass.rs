@@ -191,9 +191,9 @@ impl Chunk {
 
 /// What one window writes: only rows that differ from the stored ones.
 #[derive(Debug, Default)]
-pub(super) struct Writes {
+pub(super) struct Writes<'a> {
     pub site_id: i64,
-    pub sessions: Vec<Session>,
+    pub sessions: Vec<&'a Session>,
     pub deleted_sessions: Vec<i64>,
     pub hours: Vec<BucketRow>,
     /// Staged day totals.
@@ -222,7 +222,7 @@ pub(super) trait PassIo {
     async fn signature(&mut self, from: i64, to: i64) -> Result<Signature, StoreError>;
     async fn stored_sessions(&mut self, from: i64, to: i64) -> Result<Vec<Session>, StoreError>;
     async fn stored_rows(&mut self, table: RowTable, from: i64, to: i64) -> Result<Vec<BucketRow>, StoreError>;
-    async fn apply(&mut self, writes: &Writes, now: i64) -> Result<(), StoreError>;
+    async fn apply(&mut self, writes: &Writes<'_>, now: i64) -> Result<(), StoreError>;
     /// Recomputes the daily rows of `[from, to)` from the raw rows (`GROUP BY`) and says what changed.
     async fn count_days_from_raw(&mut self, from: i64, to: i64) -> Result<RollupCounts, StoreError>;
 }
@@ -453,19 +453,19 @@ impl Pass {
         stored_sessions: &[Session],
         stored_hours: &[BucketRow],
         stored_days: &[BucketRow],
-    ) -> (Writes, RollupCounts) {
+    ) -> (Writes<'_>, RollupCounts) {
         let builder = self.builder.as_ref().expect("the pass has started");
         let mut writes = Writes { site_id: self.site_id, ..Writes::default() };
         let by_id: IdMap<&Session> = stored_sessions.iter().map(|s| (s.id, s)).collect();
-        let sessions = builder.sessions(a, end);
         let mut starts = builder.starts(a, hi);
-        starts.extend(sessions.iter().map(|s| s.id));
+        starts.extend(builder.sessions(a, end).map(|s| s.id));
         writes.deleted_sessions = stored_sessions
             .iter()
             .filter(|s| (a..hi).contains(&s.started_at) && !starts.contains(&s.id))
             .map(|s| s.id)
             .collect();
-        writes.sessions = sessions.into_iter().filter(|s| by_id.get(&s.id).is_none_or(|stored| *stored != s)).collect();
+        writes.sessions =
+            builder.sessions(a, end).filter(|s| by_id.get(&s.id).is_none_or(|stored| *stored != *s)).collect();
 
         let rows = self.chunks.iter().flat_map(|c| c.rows.iter()).filter(|r| (a..end).contains(&r.created_at));
         let hours = buckets(Grain::Hour, rows.clone());
@@ -616,11 +616,11 @@ mod tests {
         let mut gone = writes.sessions[0].clone();
         gone.id = 99;
         gone.started_at = 5 * HOUR_MS;
+        let sessions: Vec<Session> = writes.sessions.iter().map(|s| (*s).clone()).chain([gone]).collect();
         let vanished =
             BucketRow { bucket: 9 * HOUR_MS, pageview_count: 4, unique_session_count: 1, raw_count: 4, raw_max_id: 9 };
         let mut hours = writes.hours.clone();
         hours.push(vanished);
-        let sessions = [writes.sessions.clone(), vec![gone]].concat();
         let (again, counts) = pass.outcome(0, DAY_MS, DAY_MS, &sessions, &hours, &writes.days);
         assert_eq!(counts, RollupCounts { created: 0, updated: 1, processed: 0, raw_rows: 3 });
         assert!(again.sessions.is_empty() && again.days.is_empty() && again.deleted_days.is_empty());

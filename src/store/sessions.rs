@@ -131,31 +131,27 @@ impl Hasher for IdHasher {
 pub(super) type IdMap<V> = HashMap<i64, V, BuildHasherDefault<IdHasher>>;
 pub(super) type IdSet = HashSet<i64, BuildHasherDefault<IdHasher>>;
 
-/// A session being built.
+/// A session being built: `session` is kept as it would be stored after every pageview.
 #[derive(Debug)]
 struct Run {
     /// The visitor id its pageviews' links lead back to.
     key: i64,
     session: Session,
-    later: Vec<i64>,
     /// Still in `open` (a next pageview of its key may extend it).
     open: bool,
 }
 
 impl Run {
-    /// The session as stored: derived fields filled in.
-    fn finished(&self) -> Session {
-        let mut session = self.session.clone();
-        session.is_bounce = session.pageview_count == 1;
-        session.duration_ms = session.last_seen_at - session.started_at;
-        let mut later = self.later.clone();
+    /// Adds a visitor id of a later day to `later_visitor_ids` (kept ascending).
+    fn add_later(&mut self, visitor_id: i64) {
+        let listed = &self.session.later_visitor_ids;
+        let mut later: Vec<i64> = listed.split(',').filter_map(|v| v.parse().ok()).collect();
+        if later.contains(&visitor_id) {
+            return;
+        }
+        later.push(visitor_id);
         later.sort_unstable();
-        session.later_visitor_ids = if later.is_empty() {
-            String::new()
-        } else {
-            later.iter().fold(",".to_string(), |s, v| s + &format!("{v},"))
-        };
-        session
+        self.session.later_visitor_ids = later.iter().fold(",".to_string(), |s, v| s + &format!("{v},"));
     }
 }
 
@@ -204,11 +200,13 @@ impl SessionBuilder {
             if hit.created_at - run.session.last_seen_at <= SESSION_TIMEOUT_MS {
                 let session = &mut run.session;
                 session.pageview_count += 1;
+                session.is_bounce = false;
                 session.last_seen_at = hit.created_at;
+                session.duration_ms = session.last_seen_at - session.started_at;
                 session.exit_page.clear();
                 session.exit_page.push_str(hit.path);
-                if hit.visitor_id != session.visitor_id && !run.later.contains(&hit.visitor_id) {
-                    run.later.push(hit.visitor_id);
+                if hit.visitor_id != session.visitor_id {
+                    run.add_later(hit.visitor_id);
                 }
                 return;
             }
@@ -224,13 +222,13 @@ impl SessionBuilder {
                 started_at: hit.created_at,
                 last_seen_at: hit.created_at,
                 pageview_count: 1,
+                is_bounce: true,
                 entry_page: hit.path.to_string(),
                 exit_page: hit.path.to_string(),
                 referrer: hit.referrer.to_string(),
                 referrer_domain: hit.referrer_domain.to_string(),
                 ..Session::default()
             },
-            later: Vec::new(),
             open: true,
         });
     }
@@ -250,12 +248,8 @@ impl SessionBuilder {
     }
 
     /// The sessions of window `[a, b)`: the runs begun before `b` with a pageview at or after `a`.
-    pub(super) fn sessions(&self, a: i64, b: i64) -> Vec<Session> {
-        self.runs
-            .iter()
-            .filter(|run| run.session.started_at < b && run.session.last_seen_at >= a)
-            .map(Run::finished)
-            .collect()
+    pub(super) fn sessions(&self, a: i64, b: i64) -> impl Iterator<Item = &Session> {
+        self.runs.iter().map(|run| &run.session).filter(move |s| s.started_at < b && s.last_seen_at >= a)
     }
 
     /// Ids of the runs begun in `[from, to)`: the pageviews that start a session there.
@@ -373,7 +367,7 @@ mod tests {
             0,
             &[pv(1, 0, 7, "/a"), pv(2, 10 * MIN, 8, "/x"), pv(3, 30 * MIN, 7, "/b"), pv(4, 61 * MIN, 7, "/c")],
         );
-        let sessions = builder.sessions(0, i64::MAX);
+        let sessions: Vec<Session> = builder.sessions(0, i64::MAX).cloned().collect();
         let first = &sessions[0];
         assert_eq!((first.id, first.pageview_count, first.duration_ms), (1, 2, 30 * MIN));
         assert_eq!(
@@ -399,7 +393,7 @@ mod tests {
                 pv(10, start + 65 * MIN, 9, "/later"), // begins after the window
             ],
         );
-        let sessions = builder.sessions(start, start + 60 * MIN);
+        let sessions: Vec<&Session> = builder.sessions(start, start + 60 * MIN).collect();
         assert_eq!(sessions.iter().map(|s| (s.id, s.pageview_count)).collect::<Vec<_>>(), vec![(5, 2)]);
         assert_eq!(sessions[0].entry_page, "/a", "the entry pageview was read as context");
         assert_eq!(builder.starts(start, start + 70 * MIN), IdSet::from_iter([10]));
@@ -409,7 +403,7 @@ mod tests {
     #[test]
     fn windows_pushed_one_after_another_give_the_sessions_of_one_pass() {
         let pvs: Vec<Pv> = (0..200).map(|i| pv(i, i * 7 * MIN, i % 9, &format!("/{}", i % 4))).collect();
-        let whole = build(0, &pvs).sessions(0, i64::MAX);
+        let whole: Vec<Session> = build(0, &pvs).sessions(0, i64::MAX).cloned().collect();
         let mut builder = SessionBuilder::new(1, 0);
         let mut seen: Vec<Session> = Vec::new();
         let mut rest = pvs.iter().peekable();
@@ -421,7 +415,7 @@ mod tests {
             builder.fed(b);
             for session in builder.sessions(a, b) {
                 seen.retain(|s| s.id != session.id);
-                seen.push(session);
+                seen.push(session.clone());
             }
             builder.retire(b);
         }
@@ -438,7 +432,7 @@ mod tests {
         // Later the same day the link is no longer stored, but the visitor is still keyed by it.
         let later = pv(3, midnight + 34 * MIN, 70, "/c");
         let builder = build(0, &[pv(1, midnight - 10 * MIN, 7, "/a"), after, later]);
-        let sessions = builder.sessions(0, i64::MAX);
+        let sessions: Vec<&Session> = builder.sessions(0, i64::MAX).collect();
         assert_eq!(sessions.len(), 1);
         assert_eq!((sessions[0].visitor_id, sessions[0].pageview_count), (7, 3));
         assert_eq!(sessions[0].later_visitor_ids, ",70,");

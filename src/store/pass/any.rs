@@ -163,7 +163,7 @@ impl PassIo for AnyIo<'_> {
             .map_err(StoreError::from)
     }
 
-    async fn apply(&mut self, writes: &Writes, now: i64) -> Result<(), StoreError> {
+    async fn apply(&mut self, writes: &Writes<'_>, now: i64) -> Result<(), StoreError> {
         let (store, site_id) = (self.store, writes.site_id);
         let dialect = store.dialect;
         if !writes.sessions.is_empty() {

@@ -286,7 +286,7 @@ impl PassIo for SqliteIo {
         })
     }
 
-    async fn apply(&mut self, writes: &Writes, now: i64) -> Result<(), StoreError> {
+    async fn apply(&mut self, writes: &Writes<'_>, now: i64) -> Result<(), StoreError> {
         let db = &mut self.db;
         let site_id = writes.site_id;
         if !writes.sessions.is_empty() {
