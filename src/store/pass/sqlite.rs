@@ -26,6 +26,9 @@ const READ_AHEAD: usize = 2;
 /// writer, which would otherwise do it inside a commit, never waits for it.
 const CHECKPOINT_EVERY: usize = 16;
 
+/// What the pool's connections (and this one, once the reader is done) checkpoint at.
+const AUTOCHECKPOINT: &str = "PRAGMA wal_autocheckpoint = 16384";
+
 /// Sessions written per statement: one step writes many rows, so the statement's fixed cost (cursors,
 /// the descent from the root, ending the statement) is paid once per batch.
 const SESSION_BATCH: usize = 64;
@@ -68,7 +71,7 @@ impl SqliteIo {
             let mut ranges = vec![(lo, first)];
             ranges.extend_from_slice(ahead);
             let reader = Db::open(path, sync)?;
-            io.db.exec("PRAGMA wal_autocheckpoint = 0")?;
+            io.db.exec("PRAGMA wal_autocheckpoint = 0")?; // the reader checkpoints
             let (send, receive) = sync_channel(READ_AHEAD);
             let (store, parent) = (store.clone(), tracing::Span::current());
             io.reader = Some(std::thread::spawn(move || {
@@ -206,9 +209,11 @@ impl PassIo for SqliteIo {
                 let Some(ahead) = &self.ahead else { return Ok(None) };
                 self.pending = match ahead.recv() {
                     Ok(Ok(chunk)) => Some(chunk),
-                    // A failed or finished reader: the pass reads under the lock instead.
+                    // A failed or finished reader: the pass reads under the lock instead, and
+                    // checkpoints as the pool's connections do.
                     Ok(Err(_)) | Err(_) => {
                         self.ahead = None;
+                        self.db.exec(AUTOCHECKPOINT)?;
                         return Ok(None);
                     }
                 };
