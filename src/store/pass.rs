@@ -12,9 +12,9 @@
 //! is used only while the database still holds it (nothing committed since, or the same count and
 //! largest id), else the window starts over from the stored sessions, as a lone window would.
 //!
-//! The backends differ only in how rows travel ([`PassIo`]): SQLite through its C API with the next
-//! chunk read on another thread meanwhile (`sqlite`), PostgreSQL through sqlx with JSON batches
-//! (`any`).
+//! The backends differ only in how rows travel ([`PassIo`]): SQLite through its C API (`sqlite`),
+//! PostgreSQL through sqlx with JSON batches (`any`). Both read the next windows' chunks on a second
+//! connection while the first writes, so reading and writing share the two cores.
 
 mod any;
 mod sqlite;
@@ -187,6 +187,37 @@ impl Chunk {
             referrer_domain: self.str(raw.referrer_domain),
         }
     }
+}
+
+/// What read-ahead does with the next chunk it holds when the pass asks for `[from, to)`.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Ahead {
+    /// It is the one asked for.
+    Take,
+    /// It is for a range the pass has read itself: dropped.
+    Drop,
+    /// It is for a later range (or another context start): kept for the window that asks for it.
+    Keep,
+}
+
+impl Ahead {
+    pub(super) fn of(chunk: &Chunk, from: i64, to: i64) -> Ahead {
+        if chunk.to <= from {
+            Ahead::Drop
+        } else if (chunk.from, chunk.to) == (from, to) {
+            Ahead::Take
+        } else {
+            Ahead::Keep
+        }
+    }
+}
+
+/// The ranges a read-ahead reads for `windows` (hourly, more than one): the first window's
+/// context, from `lo` (as `Pass::window` will find it), then each window.
+pub(super) fn ahead_ranges(lo: Option<i64>, windows: &[(i64, i64)]) -> Vec<(i64, i64)> {
+    let Some(&(first, _)) = windows.first() else { return Vec::new() };
+    let lo = lo.map_or(first - SESSION_TIMEOUT_MS, |lo| lo.min(first - SESSION_TIMEOUT_MS));
+    std::iter::once((lo, first)).chain(windows.iter().copied()).collect()
 }
 
 /// What one window writes: only rows that differ from the stored ones.
@@ -710,9 +741,10 @@ mod tests {
         assert_eq!(pageviews.iter().filter(|(_, s)| s.is_some()).count() as i64, in_sessions);
         assert!(expected.0.iter().any(|s| !s.later_visitor_ids.is_empty()), "a session runs over midnight");
 
-        // The JSON (sqlx) pass over the same windows.
+        // The JSON (sqlx) pass over the same windows, reading ahead as on PostgreSQL.
         let (_b, b, site_b) = three_days().await;
-        run(&mut AnyIo::new(&b, site_b), Grain::Hour, site_b, &days(), &mut |_| {}).await.unwrap();
+        let mut io = AnyIo::reading_ahead(&b, site_b, &days()).await.unwrap();
+        run(&mut io, Grain::Hour, site_b, &days(), &mut |_| {}).await.unwrap();
         assert_eq!(snapshot(&b, site_b).await, expected);
 
         // Hour by hour in a scrambled order: the same sessions.

@@ -229,7 +229,11 @@ impl Store {
         progress: &mut (dyn FnMut(RollupCounts) + Send),
     ) -> Result<RollupCounts, StoreError> {
         match &self.sqlite_file {
-            None => pass::run(&mut pass::AnyIo::new(self, site_id), grain, site_id, windows, progress).await,
+            None => {
+                let ahead = if grain == Grain::Hour { windows } else { &[] };
+                let mut io = pass::AnyIo::reading_ahead(self, site_id, ahead).await?;
+                pass::run(&mut io, grain, site_id, windows, progress).await
+            }
             Some((path, sync)) => {
                 // The C API blocks: the pass runs on a blocking thread and reports back here.
                 let (store, path, sync, windows) = (self.clone(), path.clone(), *sync, windows.to_vec());

@@ -1,27 +1,73 @@
 //! The pass through sqlx (PostgreSQL): a window's chunk arrives as one JSON array in one value, and
 //! each kind of write goes back as one JSON batch in one statement (`Dialect`'s pass statements), so
-//! a window costs a handful of round trips however many rows it holds. Nothing is read ahead.
+//! a window costs a handful of round trips however many rows it holds. With more than one window, a
+//! task on another pool connection reads the next windows' chunks meanwhile; the pass checks each
+//! against the database under the lock (same count and largest id) before using it.
 
 use serde::Serialize;
 use sqlx::Row;
+use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use super::super::retention::{PRUNED_BEFORE, READ_SETTING};
 use super::super::rollups::{Grain, RollupCounts};
-use super::super::sessions::{SESSION_BOUNDS, STORED_SESSIONS, Session};
+use super::super::sessions::{LONGEST_LOOKBACK_MS, SESSION_BOUNDS, SESSION_TIMEOUT_MS, STORED_SESSIONS, Session};
 use super::super::{Store, StoreError, json_batch, traced};
 use super::{
-    BucketRow, Chunk, DELETE_STAGED, PassIo, RowTable, SIGNATURE, Signature, UPSERT_DAY, UPSERT_STAGED, Writes,
+    Ahead, BucketRow, Chunk, DELETE_STAGED, PassIo, RowTable, SIGNATURE, Signature, UPSERT_DAY, UPSERT_STAGED, Writes,
+    ahead_ranges,
 };
+
+/// Chunks the reader may have ready before the pass takes them.
+const READ_AHEAD: usize = 2;
 
 pub(in crate::store) struct AnyIo<'s> {
     store: &'s Store,
     site_id: i64,
     tx: Option<sqlx::Transaction<'static, sqlx::Any>>,
+    ahead: Option<mpsc::Receiver<Result<Chunk, StoreError>>>,
+    /// A chunk taken from `ahead` that no window has asked for yet.
+    pending: Option<Chunk>,
+    reader: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl<'s> AnyIo<'s> {
     pub(in crate::store) fn new(store: &'s Store, site_id: i64) -> AnyIo<'s> {
-        AnyIo { store, site_id, tx: None }
+        AnyIo { store, site_id, tx: None, ahead: None, pending: None, reader: None }
+    }
+
+    /// [`AnyIo::new`] with a reader for `ahead` (the hourly windows the pass will run), when there
+    /// is more than one.
+    pub(in crate::store) async fn reading_ahead(
+        store: &'s Store,
+        site_id: i64,
+        ahead: &[(i64, i64)],
+    ) -> Result<AnyIo<'s>, StoreError> {
+        let mut io = AnyIo::new(store, site_id);
+        if let [(first, _), _, ..] = *ahead {
+            let span = store.span("SELECT", "sessions", SESSION_BOUNDS);
+            let query = sqlx::query_scalar(SESSION_BOUNDS)
+                .bind(site_id)
+                .bind(first - LONGEST_LOOKBACK_MS)
+                .bind(first)
+                .bind(first - SESSION_TIMEOUT_MS);
+            let open: Option<i64> = traced(span, query.fetch_one(&store.pool)).await?;
+            let ranges = ahead_ranges(open, ahead);
+            let (send, receive) = mpsc::channel(READ_AHEAD);
+            let store = store.clone();
+            let read = async move {
+                for (from, to) in ranges {
+                    let chunk = scan(&store, &store.pool, site_id, from, to).await;
+                    let failed = chunk.is_err();
+                    if send.send(chunk).await.is_err() || failed {
+                        return;
+                    }
+                }
+            };
+            io.reader = Some(tokio::spawn(read.instrument(tracing::Span::current())));
+            io.ahead = Some(receive);
+        }
+        Ok(io)
     }
 
     fn tx(&mut self) -> &mut sqlx::AnyConnection {
@@ -29,9 +75,40 @@ impl<'s> AnyIo<'s> {
     }
 }
 
+impl Drop for AnyIo<'_> {
+    fn drop(&mut self) {
+        if let Some(reader) = self.reader.take() {
+            reader.abort();
+        }
+    }
+}
+
 /// One pageview of the scan: `[id, created_at, visitor_id, visitor_id_prev, is_bot, path, referrer,
 /// referrer_domain]`.
 type ScanRow = (i64, i64, i64, Option<i64>, i64, String, String, String);
+
+/// The raw pageviews of `[from, to)` through `executor`, as one JSON value.
+async fn scan<'e>(
+    store: &Store,
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    site_id: i64,
+    from: i64,
+    to: i64,
+) -> Result<Chunk, StoreError> {
+    let sql = store.dialect.pass_scan_sql();
+    let span = store.span("SELECT", "pageviews", sql);
+    let json: Option<String> =
+        traced(span, sqlx::query_scalar(sql).bind(site_id).bind(from).bind(to).fetch_one(executor)).await?;
+    let rows: Vec<ScanRow> = match json {
+        Some(json) => serde_json::from_str(&json).map_err(decode)?,
+        None => Vec::new(),
+    };
+    let mut chunk = Chunk::new(from, to);
+    for (id, created_at, visitor_id, prev, is_bot, path, referrer, referrer_domain) in rows {
+        chunk.push(id, created_at, visitor_id, prev, is_bot != 0, &path, &referrer, &referrer_domain);
+    }
+    Ok(chunk)
+}
 
 /// A session as `Dialect::upsert_sessions_sql` reads it.
 #[derive(Serialize)]
@@ -108,23 +185,29 @@ impl PassIo for AnyIo<'_> {
     }
 
     async fn scan(&mut self, from: i64, to: i64) -> Result<Chunk, StoreError> {
-        let sql = self.store.dialect.pass_scan_sql();
-        let span = self.store.span("SELECT", "pageviews", sql);
-        let json: Option<String> =
-            traced(span, sqlx::query_scalar(sql).bind(self.site_id).bind(from).bind(to).fetch_one(self.tx())).await?;
-        let rows: Vec<ScanRow> = match json {
-            Some(json) => serde_json::from_str(&json).map_err(decode)?,
-            None => Vec::new(),
-        };
-        let mut chunk = Chunk::new(from, to);
-        for (id, created_at, visitor_id, prev, is_bot, path, referrer, referrer_domain) in rows {
-            chunk.push(id, created_at, visitor_id, prev, is_bot != 0, &path, &referrer, &referrer_domain);
-        }
-        Ok(chunk)
+        let (store, site_id) = (self.store, self.site_id);
+        scan(store, self.tx(), site_id, from, to).await
     }
 
-    async fn read_ahead(&mut self, _from: i64, _to: i64) -> Result<Option<Chunk>, StoreError> {
-        Ok(None)
+    async fn read_ahead(&mut self, from: i64, to: i64) -> Result<Option<Chunk>, StoreError> {
+        loop {
+            if self.pending.is_none() {
+                let Some(ahead) = &mut self.ahead else { return Ok(None) };
+                self.pending = match ahead.recv().await {
+                    Some(Ok(chunk)) => Some(chunk),
+                    // A failed or finished reader: the pass reads under the lock instead.
+                    Some(Err(_)) | None => {
+                        self.ahead = None;
+                        return Ok(None);
+                    }
+                };
+            }
+            match Ahead::of(self.pending.as_ref().expect("taken above"), from, to) {
+                Ahead::Take => return Ok(self.pending.take()),
+                Ahead::Drop => self.pending = None,
+                Ahead::Keep => return Ok(None),
+            }
+        }
     }
 
     async fn unchanged(&mut self) -> Result<bool, StoreError> {

@@ -14,8 +14,8 @@ use super::super::sessions::{LONGEST_LOOKBACK_MS, SESSION_BOUNDS, SESSION_TIMEOU
 use super::super::sqlite_direct::{Db, Stmt, Value, values_sql};
 use super::super::{Store, StoreError, traced_sync};
 use super::{
-    BucketRow, Chunk, DELETE_SESSION, DELETE_STAGED, PassIo, RowTable, SCAN, SESSION_CONFLICT, SESSION_INSERT,
-    SIGNATURE, Signature, UPSERT_DAY, UPSERT_HOUR, UPSERT_STAGED, Writes,
+    Ahead, BucketRow, Chunk, DELETE_SESSION, DELETE_STAGED, PassIo, RowTable, SCAN, SESSION_CONFLICT, SESSION_INSERT,
+    SIGNATURE, Signature, UPSERT_DAY, UPSERT_HOUR, UPSERT_STAGED, Writes, ahead_ranges,
 };
 use crate::config::SqliteSync;
 
@@ -64,12 +64,9 @@ impl SqliteIo {
         let version = db.data_version()?;
         let mut io = SqliteIo { store: store.clone(), site_id, db, version, ahead: None, pending: None, reader: None };
         if let [(first, _), _, ..] = *ahead {
-            // The first window's context, as `Pass::window` will find it (re-read under the lock).
             let open =
                 session_bounds(&mut io.db, site_id, first - LONGEST_LOOKBACK_MS, first, first - SESSION_TIMEOUT_MS)?;
-            let lo = open.map_or(first - SESSION_TIMEOUT_MS, |lo| lo.min(first - SESSION_TIMEOUT_MS));
-            let mut ranges = vec![(lo, first)];
-            ranges.extend_from_slice(ahead);
+            let ranges = ahead_ranges(open, ahead);
             let reader = Db::open(path, sync)?;
             io.db.exec("PRAGMA wal_autocheckpoint = 0")?; // the reader checkpoints
             let (send, receive) = sync_channel(READ_AHEAD);
@@ -218,16 +215,11 @@ impl PassIo for SqliteIo {
                     }
                 };
             }
-            let chunk = self.pending.as_ref().expect("taken above");
-            if chunk.to <= from {
-                self.pending = None; // a range the pass read itself
-                continue;
+            match Ahead::of(self.pending.as_ref().expect("taken above"), from, to) {
+                Ahead::Take => return Ok(self.pending.take()),
+                Ahead::Drop => self.pending = None,
+                Ahead::Keep => return Ok(None),
             }
-            if (chunk.from, chunk.to) == (from, to) {
-                return Ok(self.pending.take());
-            }
-            // A later range (or another context start): kept for the window that asks for it.
-            return Ok(None);
         }
     }
 
