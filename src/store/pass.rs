@@ -212,12 +212,17 @@ impl Ahead {
     }
 }
 
+/// Where the context of a window starting at `a` starts: 30 minutes before it, or earlier at the
+/// start of the stored sessions still open then (`open`, from [`PassIo::session_bounds`]).
+fn context_start(a: i64, open: Option<i64>) -> i64 {
+    open.map_or(a - SESSION_TIMEOUT_MS, |lo| lo.min(a - SESSION_TIMEOUT_MS))
+}
+
 /// The ranges a read-ahead reads for `windows` (hourly, more than one): the first window's
-/// context, from `lo` (as `Pass::window` will find it), then each window.
-pub(super) fn ahead_ranges(lo: Option<i64>, windows: &[(i64, i64)]) -> Vec<(i64, i64)> {
+/// context, as `Pass::window` will find it (`open` from before the lock), then each window.
+pub(super) fn ahead_ranges(open: Option<i64>, windows: &[(i64, i64)]) -> Vec<(i64, i64)> {
     let Some(&(first, _)) = windows.first() else { return Vec::new() };
-    let lo = lo.map_or(first - SESSION_TIMEOUT_MS, |lo| lo.min(first - SESSION_TIMEOUT_MS));
-    std::iter::once((lo, first)).chain(windows.iter().copied()).collect()
+    std::iter::once((context_start(first, open), first)).chain(windows.iter().copied()).collect()
 }
 
 /// What one window writes: only rows that differ from the stored ones.
@@ -383,6 +388,9 @@ impl Pass {
         self.cursor = (0, 0);
     }
 
+    /// One hourly window, inside its transaction: the context the carried state lacks (all of it
+    /// for the first window or after a restart), the window's rows and, forward, the end of every
+    /// stored session begun before `end` + 30 min; then what differs is written.
     async fn window(&mut self, io: &mut impl PassIo, start: i64, end: i64) -> Result<RollupCounts, StoreError> {
         // Buckets whose raw rows were pruned are frozen: a recompute would see no rows and zero them.
         let a = start.max(io.pruned_before().await?.unwrap_or(i64::MIN));
@@ -401,7 +409,7 @@ impl Pass {
         }
         if self.builder.is_none() {
             let open = io.session_bounds(a - LONGEST_LOOKBACK_MS, a, a - SESSION_TIMEOUT_MS).await?;
-            let lo = open.map_or(a - SESSION_TIMEOUT_MS, |lo| lo.min(a - SESSION_TIMEOUT_MS));
+            let lo = context_start(a, open);
             self.builder = Some(SessionBuilder::new(self.site_id, lo));
             self.covered = lo;
         }
