@@ -784,4 +784,46 @@ mod tests {
         let again = b.recompute_rollups(Grain::Day, site_b, &days(), &mut |_| {}).await.unwrap();
         assert_eq!((again.created, again.updated, again.processed), (0, 0, 0));
     }
+
+    #[tokio::test]
+    async fn statistics_find_a_sessions_pageviews_by_visitor_and_time_across_midnight() {
+        let (_a, store, site) = three_days().await;
+        store.recompute_rollups(Grain::Hour, site, &days(), &mut |_| {}).await.unwrap();
+        let sessions = store.sessions_of_site(site).await.unwrap();
+        let pageviews = store.pageviews_of_site(site).await.unwrap();
+        let crossing = sessions.iter().find(|s| !s.later_visitor_ids.is_empty()).expect("a session runs over midnight");
+        let later = pageviews
+            .iter()
+            .find(|p| {
+                p.row.visitor_id != crossing.visitor_id
+                    && (crossing.started_at..=crossing.last_seen_at).contains(&p.row.created_at)
+                    && crossing.has_visitor(p.row.visitor_id)
+            })
+            .expect("the session holds a pageview under the next day's id");
+        for (start, end) in [(0, DAY_MS), (DAY_MS, 3 * DAY_MS), (0, 4 * DAY_MS)] {
+            for path in ["/0", "/3", later.row.path.as_str()] {
+                let viewed: Vec<&Session> = sessions
+                    .iter()
+                    .filter(|s| (start..end).contains(&s.started_at))
+                    .filter(|s| {
+                        pageviews.iter().any(|p| {
+                            let at = p.row.created_at;
+                            !p.row.is_bot
+                                && p.row.path == path
+                                && (start..end + DAY_MS).contains(&at)
+                                && (s.started_at..=s.last_seen_at).contains(&at)
+                                && s.has_visitor(p.row.visitor_id)
+                        })
+                    })
+                    .collect();
+                let totals = store.visit_totals(site, start, end, Some(path)).await.unwrap();
+                let bounces = viewed.iter().filter(|s| s.is_bounce).count() as i64;
+                let duration: i64 = viewed.iter().map(|s| s.duration_ms).sum();
+                assert_eq!(
+                    (totals.visits, totals.bounces, totals.duration_ms),
+                    (viewed.len() as i64, bounces, duration)
+                );
+            }
+        }
+    }
 }
