@@ -381,7 +381,7 @@ prefill() {
   local backend=$1 site=$2 rows=$3 now span
   now=$(date +%s%3N)
   span=31536000000
-  local cols="site_id, created_at, url, path, referrer, referrer_domain, utm_source, utm_medium, utm_campaign, utm_term, utm_content, browser, browser_version, os, device_type, country, is_bot, visitor_id, visitor_id_prev, session_id"
+  local cols="site_id, created_at, url, path, referrer, referrer_domain, utm_source, utm_medium, utm_campaign, utm_term, utm_content, browser, browser_version, os, device_type, country, is_bot, visitor_id, visitor_id_prev"
   # Shared SELECT list; `i` is 0..rows-1 and integer division behaves alike on both backends.
   local select="$site,
       ($now - $span) + (i * $span) / $rows,
@@ -400,7 +400,7 @@ prefill() {
       CASE i % 6 WHEN 0 THEN 'US' WHEN 1 THEN 'DE' WHEN 2 THEN 'FR' WHEN 3 THEN 'GB' ELSE '' END,
       CASE WHEN i % 20 = 0 THEN 1 ELSE 0 END,
       (i / 3) * 2654435761 + 1,
-      NULL, NULL"
+      NULL"
   case $backend in
     sqlite)
       sqlite3 -batch -bail "$DB_FILE" <<SQL >/dev/null

@@ -6,7 +6,8 @@
 //! (`--start H --end H+1h` is one hour; the original also touched H+1 and pre-created an empty row
 //! that then hid the hour from its backfill). The daily `--end` stays an inclusive date, as the
 //! schedulers pass it. Work is committed a UTC day at a time, so a long backfill never holds the
-//! database's write lock for long and an interrupted one keeps what it finished.
+//! database's write lock for long and an interrupted one keeps what it finished; the hourly days of
+//! one site are one pass over its raw rows (`Store::recompute_rollups`).
 
 use std::io::{IsTerminal, Write};
 use std::time::Instant as Clock;
@@ -220,12 +221,8 @@ impl Run<'_> {
         let mut progress = Progress::new(sites.len() * chunks.len());
         let mut total = RollupCounts::default();
         for site in &sites {
-            let mut counts = RollupCounts::default();
-            for &(start, end) in &chunks {
-                let done = store.recompute_rollup(self.grain, site.id, start, end).await?;
-                counts += done;
-                progress.step(done.raw_rows);
-            }
+            let counts =
+                store.recompute_rollups(self.grain, site.id, &chunks, &mut |done| progress.step(done.raw_rows)).await?;
             total += counts;
             if self.verbose {
                 let _ = writeln!(

@@ -1,5 +1,7 @@
 //! The only place that knows SQLite and PostgreSQL apart: URL forms, connection settings, pool sizes,
-//! and how each reports "busy, try again".
+//! how each reports "busy, try again", and the statements that unpack JSON batches. (One more place
+//! is SQLite-only by nature: the hourly pass reads and writes SQLite files through its C API,
+//! `store::sqlite_direct`.)
 
 use crate::config::SqliteSync;
 
@@ -138,60 +140,51 @@ impl Dialect {
         }
     }
 
-    /// The non-bot pageviews of `[$2, $3)` of site `$1` as one JSON array of
-    /// `[id, created_at, visitor_id, visitor_id_prev, session_id, path, referrer, referrer_domain]`
+    /// Run at the start of a rollup transaction. PostgreSQL: its commit does not wait for the WAL
+    /// flush. Rollup rows are derived from raw rows; a crash can only lose the last commits, and a
+    /// window whose rows went with them no longer matches its raw rows' count and largest id, so
+    /// the backfill finds it. SQLite's commits (WAL, `synchronous=NORMAL`) never wait for a flush.
+    pub(super) fn rollup_commit_sql(self) -> Option<&'static str> {
+        match self {
+            Dialect::Sqlite => None,
+            Dialect::Postgres => Some("SET LOCAL synchronous_commit = off"),
+        }
+    }
+
+    /// The raw pageviews of `[$2, $3)` of site `$1` (the hourly pass's chunk) as one JSON array of
+    /// `[id, created_at, visitor_id, visitor_id_prev, is_bot, path, referrer, referrer_domain]`
     /// arrays in `(created_at, id)` order (NULL when there are none).
-    pub(super) fn session_members_sql(self) -> &'static str {
+    pub(super) fn pass_scan_sql(self) -> &'static str {
         match self {
             Dialect::Sqlite => {
-                "SELECT json_group_array(json_array(id, created_at, visitor_id, visitor_id_prev, session_id, path, \
+                "SELECT json_group_array(json_array(id, created_at, visitor_id, visitor_id_prev, is_bot, path, \
                  referrer, referrer_domain) ORDER BY created_at, id) FROM pageviews \
-                 WHERE site_id = $1 AND created_at >= $2 AND created_at < $3 AND is_bot = 0"
+                 WHERE site_id = $1 AND created_at >= $2 AND created_at < $3"
             }
             Dialect::Postgres => {
-                "SELECT CAST(json_agg(json_build_array(id, created_at, visitor_id, visitor_id_prev, session_id, path, \
+                "SELECT CAST(json_agg(json_build_array(id, created_at, visitor_id, visitor_id_prev, is_bot, path, \
                  referrer, referrer_domain) ORDER BY created_at, id) AS TEXT) FROM pageviews \
-                 WHERE site_id = $1 AND created_at >= $2 AND created_at < $3 AND is_bot = 0"
+                 WHERE site_id = $1 AND created_at >= $2 AND created_at < $3"
             }
         }
     }
 
-    /// Sets `pageviews.session_id` from a JSON array of `[id, session id]` pairs: the session pass's
-    /// changes for one window, in one statement (see `Store::recompute_sessions`). Pairs, not
-    /// objects: SQLite finds an array element by offset, an object member by comparing keys.
-    pub(super) fn set_session_ids_sql(self) -> &'static str {
-        match self {
-            Dialect::Sqlite => {
-                "UPDATE pageviews SET session_id = j.value ->> 1 FROM jsonb_each($1) AS j \
-                 WHERE pageviews.id = j.value ->> 0"
-            }
-            Dialect::Postgres => {
-                "UPDATE pageviews SET session_id = r.sid \
-                 FROM (SELECT CAST(e ->> 0 AS BIGINT) AS id, CAST(e ->> 1 AS BIGINT) AS sid \
-                 FROM json_array_elements($1::json) AS e) AS r WHERE pageviews.id = r.id"
-            }
-        }
-    }
-
-    /// Inserts or refreshes sessions from a JSON array of session objects, writing only the rows
-    /// that differ, so a rerun over unchanged data writes nothing.
+    /// Inserts or rewrites sessions from a JSON array of session objects (the pass sends only
+    /// sessions that differ from the stored ones).
     pub(super) fn upsert_sessions_sql(self) -> &'static str {
-        /// The columns, and what both backends do on a conflict: rewrite only a changed session.
+        /// The columns, and what both backends do on a conflict.
         macro_rules! upsert_sessions {
             ($source:literal) => {
                 concat!(
                     "INSERT INTO sessions (id, site_id, visitor_id, started_at, last_seen_at, pageview_count, ",
-                    "is_bounce, duration_ms, entry_page, exit_page, referrer, referrer_domain) ",
+                    "is_bounce, duration_ms, entry_page, exit_page, referrer, referrer_domain, later_visitor_ids) ",
                     $source,
                     " ON CONFLICT (id) DO UPDATE SET visitor_id = excluded.visitor_id, ",
                     "started_at = excluded.started_at, last_seen_at = excluded.last_seen_at, ",
                     "pageview_count = excluded.pageview_count, is_bounce = excluded.is_bounce, ",
                     "duration_ms = excluded.duration_ms, entry_page = excluded.entry_page, ",
                     "exit_page = excluded.exit_page, referrer = excluded.referrer, ",
-                    "referrer_domain = excluded.referrer_domain ",
-                    "WHERE sessions.started_at <> excluded.started_at OR sessions.last_seen_at <> excluded.last_seen_at ",
-                    "OR sessions.pageview_count <> excluded.pageview_count OR sessions.exit_page <> excluded.exit_page ",
-                    "OR sessions.entry_page <> excluded.entry_page"
+                    "referrer_domain = excluded.referrer_domain, later_visitor_ids = excluded.later_visitor_ids"
                 )
             };
         }
@@ -200,15 +193,55 @@ impl Dialect {
             Dialect::Sqlite => upsert_sessions!(
                 "SELECT value ->> 'id', value ->> 'site_id', value ->> 'visitor_id', value ->> 'started_at', \
                  value ->> 'last_seen_at', value ->> 'pageview_count', value ->> 'is_bounce', value ->> 'duration_ms', \
-                 value ->> 'entry_page', value ->> 'exit_page', value ->> 'referrer', value ->> 'referrer_domain' \
-                 FROM jsonb_each($1) WHERE true"
+                 value ->> 'entry_page', value ->> 'exit_page', value ->> 'referrer', value ->> 'referrer_domain', \
+                 value ->> 'later_visitor_ids' FROM jsonb_each($1) WHERE true"
             ),
             Dialect::Postgres => upsert_sessions!(
                 "SELECT id, site_id, visitor_id, started_at, last_seen_at, pageview_count, is_bounce, duration_ms, \
-                 entry_page, exit_page, referrer, referrer_domain \
+                 entry_page, exit_page, referrer, referrer_domain, later_visitor_ids \
                  FROM json_to_recordset($1::json) AS r(id BIGINT, site_id BIGINT, visitor_id BIGINT, started_at BIGINT, \
                  last_seen_at BIGINT, pageview_count BIGINT, is_bounce BIGINT, duration_ms BIGINT, entry_page TEXT, \
-                 exit_page TEXT, referrer TEXT, referrer_domain TEXT)"
+                 exit_page TEXT, referrer TEXT, referrer_domain TEXT, later_visitor_ids TEXT)"
+            ),
+        }
+    }
+
+    /// Deletes the sessions of site `$1` whose ids are in the JSON array `$2`.
+    pub(super) fn delete_sessions_sql(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "DELETE FROM sessions WHERE site_id = $1 AND id IN (SELECT value FROM json_each($2))",
+            Dialect::Postgres => {
+                "DELETE FROM sessions WHERE site_id = $1 \
+                 AND id IN (SELECT CAST(value AS BIGINT) FROM json_array_elements_text($2::json))"
+            }
+        }
+    }
+
+    /// Inserts or rewrites hourly rows from a JSON array of objects (`site_id`, `bucket`, the four
+    /// counts, `now`).
+    pub(super) fn upsert_hours_sql(self) -> &'static str {
+        macro_rules! upsert_hours {
+            ($source:literal) => {
+                concat!(
+                    "INSERT INTO hourly_stats (site_id, hour_bucket, pageview_count, unique_session_count, raw_count, ",
+                    "raw_max_id, created_at, updated_at) ",
+                    $source,
+                    " ON CONFLICT (site_id, hour_bucket) DO UPDATE SET pageview_count = excluded.pageview_count, ",
+                    "unique_session_count = excluded.unique_session_count, raw_count = excluded.raw_count, ",
+                    "raw_max_id = excluded.raw_max_id, updated_at = excluded.updated_at"
+                )
+            };
+        }
+        match self {
+            Dialect::Sqlite => upsert_hours!(
+                "SELECT value ->> 'site_id', value ->> 'bucket', value ->> 'pageview_count', \
+                 value ->> 'unique_session_count', value ->> 'raw_count', value ->> 'raw_max_id', value ->> 'now', \
+                 value ->> 'now' FROM jsonb_each($1) WHERE true"
+            ),
+            Dialect::Postgres => upsert_hours!(
+                "SELECT site_id, bucket, pageview_count, unique_session_count, raw_count, raw_max_id, now, now \
+                 FROM json_to_recordset($1::json) AS r(site_id BIGINT, bucket BIGINT, pageview_count BIGINT, \
+                 unique_session_count BIGINT, raw_count BIGINT, raw_max_id BIGINT, now BIGINT)"
             ),
         }
     }

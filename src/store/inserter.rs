@@ -10,11 +10,8 @@
 //! On PostgreSQL the batch goes through the pool ([`Store::insert_pageviews_linked`]), driven to
 //! completion on the writer's thread.
 
-use std::path::PathBuf;
-
 use super::dialect::{Dialect, sqlite_code_is_unavailable};
 use super::{NewPageview, Store, StoreError};
-use crate::config::SqliteSync;
 
 /// Why a batch was not stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,13 +30,6 @@ impl From<StoreError> for InsertError {
         let message = format!("{:#}", anyhow::Error::from(err));
         if unavailable { InsertError::Unavailable(message) } else { InsertError::Refused(message) }
     }
-}
-
-/// Where the SQLite ingest connection opens, kept by [`Store`] from its URL.
-#[derive(Debug, Clone)]
-pub(super) struct SqliteFile {
-    pub path: PathBuf,
-    pub sync: SqliteSync,
 }
 
 /// Stores batches of pageviews. Blocking: run it on a thread of its own, never on the async runtime.

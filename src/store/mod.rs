@@ -1,25 +1,30 @@
 //! Store: every byte Squirrel Stats keeps, behind one interface for SQLite and PostgreSQL.
 //!
 //! Owns the connection pool, the migrations and all SQL. Nothing outside this module writes SQL or asks
-//! which backend it runs on; the few real differences live in [`dialect`]. Times are epoch milliseconds
-//! (UTC) and booleans are 0/1, the two representations `sqlx::Any` decodes alike on both backends.
-//! Every statement runs inside a CLIENT span made by [`Store::span`], named and attributed per the
-//! OpenTelemetry database conventions, with the statement text (placeholders only, never values).
+//! which backend it runs on; the few real differences live in [`dialect`], and the hourly pass
+//! (`pass`) on SQLite talks to the file through SQLite's C API (`sqlite_direct`) instead of the pool.
+//! Times are epoch milliseconds (UTC) and booleans are 0/1, the two representations `sqlx::Any`
+//! decodes alike on both backends. Every statement runs inside a CLIENT span made by [`Store::span`],
+//! named and attributed per the OpenTelemetry database conventions, with the statement text
+//! (placeholders only, never values); a statement the pass runs once per row has one span per batch.
 
 mod auth;
 mod checkpoint;
 mod dialect;
 mod inserter;
 mod pageviews;
+mod pass;
 mod retention;
 mod rollups;
 mod salts;
 mod sessions;
 mod settings;
 mod sites;
+mod sqlite_direct;
 mod stats;
 mod users;
 
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Once;
 use std::time::Duration;
@@ -38,7 +43,7 @@ pub use sites::{Site, SiteSummary};
 pub use stats::{BreakdownRow, BreakdownSource, BucketCounts, DIMENSIONS, VisitTotals};
 pub use users::User;
 
-use crate::config::StoreConfig;
+use crate::config::{SqliteSync, StoreConfig};
 
 /// A failed store operation. `Unavailable` means "try again later" (pool exhausted, connection lost,
 /// database locked past the busy timeout, disk full, server restarting); everything else is a bug or
@@ -70,8 +75,16 @@ impl From<sqlx::Error> for StoreError {
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
-    /// SQLite only: the file, for the ingest writer's own connection ([`PageviewInserter`]).
-    sqlite_file: Option<inserter::SqliteFile>,
+    /// SQLite only: the file and its durability, for the connections of the ingest writer
+    /// ([`PageviewInserter`]) and of the hourly pass, which bypass the pool.
+    sqlite_file: Option<SqliteFile>,
+}
+
+/// Where a SQLite database lives, for connections opened outside the pool.
+#[derive(Debug, Clone)]
+pub(crate) struct SqliteFile {
+    pub path: PathBuf,
+    pub sync: SqliteSync,
 }
 
 static INSTALL_DRIVERS: Once = Once::new();
@@ -79,7 +92,10 @@ static INSTALL_DRIVERS: Once = Once::new();
 impl Store {
     /// Connects (creating a SQLite file if needed) and brings the schema up to date.
     pub async fn connect(config: &StoreConfig) -> Result<Store, StoreError> {
-        INSTALL_DRIVERS.call_once(sqlx::any::install_default_drivers);
+        INSTALL_DRIVERS.call_once(|| {
+            sqlite_direct::disable_memory_statistics();
+            sqlx::any::install_default_drivers();
+        });
         let dialect =
             Dialect::from_url(&config.database_url).expect("config validation accepts only sqlite and postgres URLs");
         let url = dialect.normalize_url(&config.database_url);
@@ -102,7 +118,7 @@ impl Store {
             .connect_with(options)
             .await?;
         let sqlite_file = match dialect {
-            Dialect::Sqlite => Some(inserter::SqliteFile {
+            Dialect::Sqlite => Some(SqliteFile {
                 path: sqlx::sqlite::SqliteConnectOptions::from_str(&url)?.get_filename().to_path_buf(),
                 sync,
             }),
@@ -189,6 +205,25 @@ pub(crate) async fn traced<T>(
         crate::telemetry::record_error(&span, error_type(err), &err.to_string());
     }
     result.map_err(StoreError::from)
+}
+
+/// [`traced`] for work that does not go through sqlx (the hourly pass on SQLite): runs `work` inside
+/// `span` and marks the span failed when it fails.
+pub(crate) fn traced_sync<T>(
+    span: tracing::Span,
+    work: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let result = span.in_scope(work);
+    if let Err(err) = &result {
+        let (kind, message) = match err {
+            StoreError::Database(inner) | StoreError::Unavailable(inner) => (error_type(inner), inner.to_string()),
+            other => ("other", other.to_string()),
+        };
+        span.record("otel.status_code", "ERROR");
+        span.record("error.type", kind);
+        crate::telemetry::record_error(&span, kind, &message);
+    }
+    result
 }
 
 fn error_type(err: &sqlx::Error) -> &'static str {

@@ -10,7 +10,10 @@ use sqlx::Row;
 
 use super::{SiteRef, Store, StoreError, traced};
 
-const PRUNED_BEFORE: &str = "raw_pageviews_pruned_before";
+/// The `settings` key of the boundary.
+pub(super) const PRUNED_BEFORE: &str = "raw_pageviews_pruned_before";
+/// The value of the `settings` key `$1`.
+pub(super) const READ_SETTING: &str = "SELECT value FROM settings WHERE key = $1";
 
 /// Raw pageviews of one site older than a cutoff.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,15 +28,6 @@ impl Store {
     /// Where raw pageviews were pruned up to (exclusive), if ever.
     pub async fn pruned_before(&self) -> Result<Option<i64>, StoreError> {
         pruned_before(self, &self.pool).await
-    }
-
-    /// The same, read inside a rollup's transaction (after its lock), so a recompute and a prune of
-    /// one site never disagree on it.
-    pub(super) async fn pruned_before_in(
-        &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    ) -> Result<Option<i64>, StoreError> {
-        pruned_before(self, &mut **tx).await
     }
 
     /// Moves the boundary forward to `cutoff` (never back).
@@ -94,7 +88,7 @@ async fn pruned_before<'e>(
     store: &Store,
     executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
 ) -> Result<Option<i64>, StoreError> {
-    let sql = "SELECT value FROM settings WHERE key = $1";
+    let sql = READ_SETTING;
     let value: Option<String> = traced(
         store.span("SELECT", "settings", sql),
         sqlx::query_scalar(sql).bind(PRUNED_BEFORE).fetch_optional(executor),

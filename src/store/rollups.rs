@@ -1,17 +1,21 @@
 //! Rollups: the hourly and daily rows, recomputed from raw pageviews, exactly and idempotently.
 //!
-//! A row is never incremented. Each run recomputes its whole window from the raw rows with one
-//! `INSERT … SELECT … GROUP BY … ON CONFLICT DO UPDATE`, so a late pageview, a second run or two runs
-//! at once all end with the same numbers: `pageview_count` = non-bot pageviews with `created_at` in
-//! the bucket, `unique_session_count` = distinct non-bot visitor ids in it. Each row also keeps the
-//! count and largest id of the raw rows (bots included) it was computed from, so
-//! [`Store::changed_windows`] finds every bucket whose raw data changed since, not only missing rows.
-//! Buckets are integer arithmetic on epoch milliseconds (`created_at - created_at % 3600000`), the
-//! same on both backends. An hourly recompute also recomputes the sessions of its window (`sessions`).
+//! A row is never incremented. Each run recomputes its whole window from the raw rows, so a late
+//! pageview, a second run or two runs at once all end with the same numbers: `pageview_count` =
+//! non-bot pageviews with `created_at` in the bucket, `unique_session_count` = distinct non-bot
+//! visitor ids in it. Each row also keeps the count and largest id of the raw rows (bots included)
+//! it was computed from, so [`Store::changed_windows`] finds every bucket whose raw data changed
+//! since, not only missing rows, and a recompute writes only rows that differ. Buckets are integer
+//! arithmetic on epoch milliseconds (`created_at - created_at % 3600000`), the same on both backends.
+//!
+//! Hourly rows come from the hourly pass (`store::pass`), which also recomputes the sessions of the
+//! window and stages the totals of each whole UTC day it reads (`daily_stats_staged`). A daily
+//! recompute adopts a day's staged totals while the day's raw rows still have the count and largest
+//! id they were computed from, and otherwise counts the raw rows itself (`GROUP BY`).
 
 use sqlx::Row;
 
-use super::{Store, StoreError, now_ms, traced};
+use super::{Store, StoreError, pass, traced};
 
 pub const HOUR_MS: i64 = 3_600_000;
 pub const DAY_MS: i64 = 86_400_000;
@@ -36,7 +40,7 @@ impl Grain {
         at_ms - at_ms.rem_euclid(self.ms())
     }
 
-    fn sql(self) -> &'static GrainSql {
+    pub(super) fn sql(self) -> &'static GrainSql {
         match self {
             Grain::Hour => &HOUR_SQL,
             Grain::Day => &DAY_SQL,
@@ -80,11 +84,14 @@ pub struct SiteRef {
     pub identifier: String,
 }
 
-struct GrainSql {
-    table: &'static str,
-    upsert: &'static str,
-    zero_vanished: &'static str,
-    totals: &'static str,
+pub(super) struct GrainSql {
+    pub(super) table: &'static str,
+    /// Recomputes the window's rows from the raw rows (`GROUP BY`), writing only rows that differ.
+    pub(super) upsert: &'static str,
+    /// Zeroes rows whose raw rows are all gone.
+    pub(super) zero_vanished: &'static str,
+    /// `n` rows, `pageviews` and `raw` sums of the window's rows.
+    pub(super) totals: &'static str,
     changed: &'static str,
     rows: &'static str,
 }
@@ -143,6 +150,46 @@ macro_rules! grain_sql {
 static HOUR_SQL: GrainSql = grain_sql!("hourly_stats", "hour_bucket", "3600000");
 static DAY_SQL: GrainSql = grain_sql!("daily_stats", "day_bucket", "86400000");
 
+/// Inserts or rewrites one row of a rollup table: `$1` site, `$2` bucket, `$3` pageviews, `$4`
+/// visitors, `$5` raw rows, `$6` largest raw id, `$7` now (when the table keeps times).
+macro_rules! upsert_row {
+    ($table:literal, $bucket:literal, $stamps:literal, $stamp_values:literal, $on_update:literal) => {
+        concat!(
+            "INSERT INTO ",
+            $table,
+            " (site_id, ",
+            $bucket,
+            ", pageview_count, unique_session_count, raw_count, raw_max_id",
+            $stamps,
+            ") VALUES ($1, $2, $3, $4, $5, $6",
+            $stamp_values,
+            ") ON CONFLICT (site_id, ",
+            $bucket,
+            ") DO UPDATE SET ",
+            "pageview_count = excluded.pageview_count, unique_session_count = excluded.unique_session_count, ",
+            "raw_count = excluded.raw_count, raw_max_id = excluded.raw_max_id",
+            $on_update
+        )
+    };
+}
+
+pub(super) const UPSERT_HOUR: &str = upsert_row!(
+    "hourly_stats",
+    "hour_bucket",
+    ", created_at, updated_at",
+    ", $7, $7",
+    ", updated_at = excluded.updated_at"
+);
+pub(super) const UPSERT_DAY: &str = upsert_row!(
+    "daily_stats",
+    "day_bucket",
+    ", created_at, updated_at",
+    ", $7, $7",
+    ", updated_at = excluded.updated_at"
+);
+pub(super) const UPSERT_STAGED: &str = upsert_row!("daily_stats_staged", "day_bucket", "", "", "");
+pub(super) const DELETE_STAGED: &str = "DELETE FROM daily_stats_staged WHERE site_id = $1 AND day_bucket = $2";
+
 impl Store {
     /// Every site, oldest first, as the schedulers iterate them.
     pub async fn site_refs(&self) -> Result<Vec<SiteRef>, StoreError> {
@@ -155,8 +202,8 @@ impl Store {
     }
 
     /// Recomputes the `grain` rows of `site_id` whose bucket starts in `[start, end)` (both
-    /// bucket-aligned) in one transaction; for [`Grain::Hour`] also the sessions and
-    /// `pageviews.session_id` of that window. Idempotent.
+    /// bucket-aligned) in one transaction; for [`Grain::Hour`] also the sessions that touch the
+    /// window and the staged totals of the whole UTC days in it. Idempotent.
     ///
     /// Holds the write lock for the whole window (SQLite: the database's; PostgreSQL: the site's
     /// advisory lock), so callers keep windows to about a day.
@@ -167,44 +214,45 @@ impl Store {
         start: i64,
         end: i64,
     ) -> Result<RollupCounts, StoreError> {
-        let sql = grain.sql();
-        let mut tx = self.pool.begin_with(self.dialect.begin_write_sql()).await?;
-        if let Some(lock) = self.dialect.lock_site_sql() {
-            traced(self.span("SELECT", "", lock), sqlx::query(lock).bind(site_id).fetch_one(&mut *tx)).await?;
+        self.recompute_rollups(grain, site_id, &[(start, end)], &mut |_| {}).await
+    }
+
+    /// [`Store::recompute_rollup`] of each of `windows` (ascending and adjacent), one transaction
+    /// each, in one pass: hourly windows read each raw row once, carrying open sessions from one
+    /// window to the next. `progress` hears each window's counts once it is committed; windows
+    /// committed before an error stay committed.
+    pub async fn recompute_rollups(
+        &self,
+        grain: Grain,
+        site_id: i64,
+        windows: &[(i64, i64)],
+        progress: &mut (dyn FnMut(RollupCounts) + Send),
+    ) -> Result<RollupCounts, StoreError> {
+        match &self.sqlite_file {
+            None => {
+                let ahead = if grain == Grain::Hour { windows } else { &[] };
+                let mut io = pass::AnyIo::reading_ahead(self, site_id, ahead).await?;
+                pass::run(&mut io, grain, site_id, windows, progress).await
+            }
+            Some(file) => {
+                // The C API blocks: the pass runs on a blocking thread and reports back here.
+                let (store, path, sync, windows) = (self.clone(), file.path.clone(), file.sync, windows.to_vec());
+                let (send, mut receive) = tokio::sync::mpsc::unbounded_channel();
+                let span = tracing::Span::current();
+                let work = tokio::task::spawn_blocking(move || {
+                    let _entered = span.enter();
+                    let ahead = if grain == Grain::Hour { windows.as_slice() } else { &[] };
+                    let mut io = pass::SqliteIo::open(&store, &path, sync, site_id, ahead)?;
+                    pass::run_blocking(pass::run(&mut io, grain, site_id, &windows, &mut |counts| {
+                        let _ = send.send(counts);
+                    }))
+                });
+                while let Some(counts) = receive.recv().await {
+                    progress(counts);
+                }
+                work.await.unwrap_or_else(|err| std::panic::resume_unwind(err.into_panic()))
+            }
         }
-        // Buckets whose raw rows were pruned are frozen: a recompute would see no rows and zero them.
-        let start = start.max(self.pruned_before_in(&mut tx).await?.unwrap_or(i64::MIN));
-        if start >= end {
-            tx.commit().await?;
-            return Ok(RollupCounts::default());
-        }
-        if grain == Grain::Hour {
-            self.recompute_sessions(&mut tx, site_id, start, end).await?;
-        }
-        let before = totals(self, &mut tx, sql, site_id, start, end).await?;
-        let now = now_ms();
-        let upserted = traced(
-            self.span("INSERT", sql.table, sql.upsert),
-            sqlx::query(sql.upsert).bind(site_id).bind(start).bind(end).bind(now).execute(&mut *tx),
-        )
-        .await?
-        .rows_affected();
-        let zeroed = traced(
-            self.span("UPDATE", sql.table, sql.zero_vanished),
-            sqlx::query(sql.zero_vanished).bind(site_id).bind(start).bind(end).bind(now).execute(&mut *tx),
-        )
-        .await?
-        .rows_affected();
-        let after = totals(self, &mut tx, sql, site_id, start, end).await?;
-        tx.commit().await?;
-        let created = after.0 - before.0;
-        let changed = i64::try_from(upserted + zeroed).unwrap_or(i64::MAX);
-        Ok(RollupCounts {
-            created,
-            updated: changed - created,
-            processed: (after.1 - before.1).max(0),
-            raw_rows: after.2,
-        })
     }
 
     /// The `grain` rows of a site with buckets in `[start, end)`, oldest first.
@@ -255,23 +303,6 @@ impl Store {
         .await?;
         rows.iter().map(|row| row.try_get("bucket")).collect::<Result<_, sqlx::Error>>().map_err(StoreError::from)
     }
-}
-
-/// (rows, sum of pageview_count, sum of raw_count) of a site's rows in a window.
-async fn totals(
-    store: &Store,
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    sql: &GrainSql,
-    site_id: i64,
-    start: i64,
-    end: i64,
-) -> Result<(i64, i64, i64), StoreError> {
-    let row = traced(
-        store.span("SELECT", sql.table, sql.totals),
-        sqlx::query(sql.totals).bind(site_id).bind(start).bind(end).fetch_one(&mut **tx),
-    )
-    .await?;
-    Ok((row.try_get("n")?, row.try_get("pageviews")?, row.try_get("raw")?))
 }
 
 #[cfg(test)]

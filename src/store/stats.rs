@@ -9,10 +9,22 @@ use super::{Store, StoreError, traced};
 
 /// Keeps pageviews of one path (`$4`).
 const PAGE_FILTER: &str = "AND path = $4";
-/// Keeps sessions with a pageview of path `$4`: an uncorrelated `IN` over the window's pageviews (plus
-/// a day, for sessions that run past the window's end), served by the (site_id, created_at) index.
-const SESSION_FILTER: &str = "AND id IN (SELECT session_id FROM pageviews WHERE site_id = $1 AND created_at >= $2 \
-                              AND created_at < $3 + 86400000 AND path = $4 AND session_id IS NOT NULL)";
+/// Keeps sessions with a pageview of path `$4` (a session's pageviews: its visitor's, from `started_at`
+/// to `last_seen_at`; see `store::sessions`). The window's sessions and its pageviews of `$4` (plus a
+/// day, for sessions that run past the window's end), both read through their `(site_id, time)`
+/// index, are sorted together by visitor and time: each pageview falls in the latest session of its
+/// visitor begun at or before it, if that one lasts until it. A session that runs into a later UTC
+/// day (rare) is also matched by the visitor's ids of those days.
+const SESSION_FILTER: &str = "AND ((visitor_id, started_at) IN (SELECT v, s FROM (\
+     SELECT k, v, t, MAX(CASE WHEN k = 0 THEN t END) OVER w AS s, MAX(CASE WHEN k = 0 THEN e END) OVER w AS e FROM (\
+     SELECT 0 AS k, visitor_id AS v, started_at AS t, last_seen_at AS e FROM sessions \
+     WHERE site_id = $1 AND started_at >= $2 AND started_at < $3 \
+     UNION ALL SELECT 1, visitor_id, created_at, NULL FROM pageviews \
+     WHERE site_id = $1 AND created_at >= $2 AND created_at < $3 + 86400000 AND path = $4 AND is_bot = 0) AS ev \
+     WINDOW w AS (PARTITION BY v ORDER BY t, k ROWS UNBOUNDED PRECEDING)) AS m WHERE k = 1 AND t <= e) \
+     OR (later_visitor_ids <> '' AND EXISTS (SELECT 1 FROM pageviews p WHERE p.site_id = $1 \
+     AND p.created_at >= sessions.started_at AND p.created_at <= sessions.last_seen_at AND p.path = $4 \
+     AND p.is_bot = 0 AND sessions.later_visitor_ids LIKE '%,' || CAST(p.visitor_id AS TEXT) || ',%')))";
 
 /// Non-bot pageviews and distinct visitors of one bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
