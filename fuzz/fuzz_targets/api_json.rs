@@ -16,6 +16,7 @@ enum Body {
     ForgotPassword,
     ResetPassword,
     Site,
+    SitePatch,
     Token,
 }
 
@@ -48,7 +49,8 @@ fuzz_target!(|request: Request<'_>| {
         Body::Credentials => check::<auth::Credentials>(content_type, body),
         Body::ForgotPassword => check::<auth::ForgotPassword>(content_type, body),
         Body::ResetPassword => check::<auth::ResetPassword>(content_type, body),
-        Body::Site => check::<sites::SiteBody>(content_type, body),
+        Body::Site => check::<sites::SiteName>(content_type, body),
+        Body::SitePatch => check::<sites::SiteNamePatch>(content_type, body),
         Body::Token => check::<tokens::NewToken>(content_type, body),
     }
 });
