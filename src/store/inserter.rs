@@ -86,9 +86,7 @@ impl PageviewInserter {
                 let _entered = span.enter();
                 let result = insert_sqlite(conn, rows);
                 if let Err(err) = &result {
-                    span.record("otel.status_code", "ERROR");
-                    span.record("error.type", "database");
-                    crate::telemetry::record_error(&span, "database", &err.to_string());
+                    super::mark_failed(&span, "database", &err.to_string());
                 }
                 result.map_err(from_rusqlite)
             }

@@ -199,12 +199,17 @@ pub(crate) async fn traced<T>(
 ) -> Result<T, StoreError> {
     let result = tracing::Instrument::instrument(statement, span.clone()).await;
     if let Err(err) = &result {
-        span.record("otel.status_code", "ERROR");
-        span.record("error.type", error_type(err));
         // sqlx's message names the failure (constraint, timeout), never a bound value or the URL.
-        crate::telemetry::record_error(&span, error_type(err), &err.to_string());
+        mark_failed(&span, error_type(err), &err.to_string());
     }
     result.map_err(StoreError::from)
+}
+
+/// Marks a statement's span failed: status ERROR, `error.type`, and an `exception` event.
+pub(crate) fn mark_failed(span: &tracing::Span, kind: &'static str, message: &str) {
+    span.record("otel.status_code", "ERROR");
+    span.record("error.type", kind);
+    crate::telemetry::record_error(span, kind, message);
 }
 
 /// [`traced`] for work that does not go through sqlx (the hourly pass on SQLite): runs `work` inside
@@ -219,9 +224,7 @@ pub(crate) fn traced_sync<T>(
             StoreError::Database(inner) | StoreError::Unavailable(inner) => (error_type(inner), inner.to_string()),
             other => ("other", other.to_string()),
         };
-        span.record("otel.status_code", "ERROR");
-        span.record("error.type", kind);
-        crate::telemetry::record_error(&span, kind, &message);
+        mark_failed(&span, kind, &message);
     }
     result
 }
