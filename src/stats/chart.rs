@@ -5,8 +5,8 @@
 //! (half- and quarter-hour zones: a local hour there spans two UTC hours, which no hourly row can
 //! split). `unique_sessions` of a bucket is its distinct visitors. The total is not the sum of the
 //! buckets (one visitor active in two hours is one visitor): for an hourly range it is counted over
-//! the whole window from raw rows; for a daily range it is the sum of the days, which is exact
-//! because visitor ids change every UTC day by design.
+//! the whole window from raw rows (by the buckets' own statement where those are raw); for a daily
+//! range it is the sum of the days, which is exact because visitor ids change every UTC day by design.
 
 use std::collections::HashMap;
 
@@ -147,20 +147,14 @@ async fn period(store: &Store, site_id: i64, buckets: &Buckets, tz: TzOffset) ->
     let (start, end) = buckets.window();
     match *buckets {
         Buckets::Hours { start: first } => {
-            let counts: HashMap<i64, (i64, i64)> = if first.rem_euclid(HOUR_MS) == 0 {
-                store
-                    .rollup_rows(Grain::Hour, site_id, start, end)
-                    .await?
-                    .into_iter()
-                    .map(|r| (r.bucket, (r.pageview_count, r.unique_session_count)))
-                    .collect()
+            // The window's distinct visitors come with the raw buckets; on whole-hour zones they
+            // are read separately only if the rollups say anyone came.
+            let (counts, window_visitors): (HashMap<i64, (i64, i64)>, Option<i64>) = if first.rem_euclid(HOUR_MS) == 0 {
+                let rows = store.rollup_rows(Grain::Hour, site_id, start, end).await?;
+                (rows.into_iter().map(|r| (r.bucket, (r.pageview_count, r.unique_session_count))).collect(), None)
             } else {
-                store
-                    .hourly_counts_from(site_id, start, end)
-                    .await?
-                    .into_iter()
-                    .map(|c| (c.bucket, (c.pageviews, c.visitors)))
-                    .collect()
+                let (rows, visitors) = store.hourly_counts_from(site_id, start, end).await?;
+                (rows.into_iter().map(|c| (c.bucket, (c.pageviews, c.visitors))).collect(), Some(visitors))
             };
             let points: Vec<HourPoint> = (0..24)
                 .map(|i| {
@@ -175,8 +169,11 @@ async fn period(store: &Store, site_id: i64, buckets: &Buckets, tz: TzOffset) ->
                 })
                 .collect();
             let total_pageviews = points.iter().map(|p| p.pageviews).sum();
-            let total_unique_sessions =
-                if total_pageviews == 0 { 0 } else { store.distinct_visitors(site_id, start, end).await? };
+            let total_unique_sessions = match window_visitors {
+                Some(visitors) => visitors,
+                None if total_pageviews == 0 => 0,
+                None => store.distinct_visitors(site_id, start, end).await?,
+            };
             Ok(Period { series: Series::Hours(points), total_pageviews, total_unique_sessions })
         }
         Buckets::Days { first, last } => {

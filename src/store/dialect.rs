@@ -118,6 +118,27 @@ impl Dialect {
         }
     }
 
+    /// Non-bot pageviews and distinct visitors per hour-long bucket from `$2` to `$3` of site `$1`, plus
+    /// one row with a NULL bucket for the whole window. PostgreSQL computes both from one index scan
+    /// (`GROUPING SETS`); SQLite, which lacks them, scans twice in the one statement.
+    pub(super) fn hourly_counts_sql(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => {
+                "SELECT created_at - (created_at - $2) % 3600000 AS bucket, COUNT(*) AS pageviews, \
+                 COUNT(DISTINCT visitor_id) AS visitors FROM pageviews \
+                 WHERE site_id = $1 AND created_at >= $2 AND created_at < $3 AND is_bot = 0 GROUP BY 1 \
+                 UNION ALL SELECT NULL, COUNT(*), COUNT(DISTINCT visitor_id) FROM pageviews \
+                 WHERE site_id = $1 AND created_at >= $2 AND created_at < $3 AND is_bot = 0"
+            }
+            Dialect::Postgres => {
+                "SELECT created_at - (created_at - $2) % 3600000 AS bucket, COUNT(*) AS pageviews, \
+                 COUNT(DISTINCT visitor_id) AS visitors FROM pageviews \
+                 WHERE site_id = $1 AND created_at >= $2 AND created_at < $3 AND is_bot = 0 \
+                 GROUP BY GROUPING SETS ((1), ())"
+            }
+        }
+    }
+
     /// How a rollup transaction starts. SQLite: `IMMEDIATE` takes the write lock up front, so a
     /// transaction that reads first and writes later can't fail halfway with SQLITE_BUSY (a deferred
     /// one can't wait for the lock without risking deadlock, so SQLite refuses at once).

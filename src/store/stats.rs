@@ -37,32 +37,29 @@ pub struct BucketCounts {
 
 impl Store {
     /// Hour-long buckets starting at `start` (not necessarily on a UTC hour) up to `end`, from raw
-    /// pageviews; buckets without pageviews are absent.
+    /// pageviews (buckets without pageviews are absent), and the distinct visitors of the whole window.
     pub async fn hourly_counts_from(
         &self,
         site_id: i64,
         start: i64,
         end: i64,
-    ) -> Result<Vec<BucketCounts>, StoreError> {
-        let sql = "SELECT created_at - (created_at - $2) % 3600000 AS bucket, COUNT(*) AS pageviews, \
-                   COUNT(DISTINCT visitor_id) AS visitors FROM pageviews \
-                   WHERE site_id = $1 AND created_at >= $2 AND created_at < $3 AND is_bot = 0 \
-                   GROUP BY 1 ORDER BY 1";
+    ) -> Result<(Vec<BucketCounts>, i64), StoreError> {
+        let sql = self.dialect.hourly_counts_sql();
         let rows = traced(
             self.span("SELECT", "pageviews", sql),
             sqlx::query(sql).bind(site_id).bind(start).bind(end).fetch_all(&self.pool),
         )
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(BucketCounts {
-                    bucket: row.try_get("bucket")?,
-                    pageviews: row.try_get("pageviews")?,
-                    visitors: row.try_get("visitors")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+        let mut buckets = Vec::with_capacity(rows.len());
+        let mut window_visitors = 0;
+        for row in &rows {
+            let visitors: i64 = row.try_get("visitors")?;
+            match row.try_get::<Option<i64>, _>("bucket")? {
+                Some(bucket) => buckets.push(BucketCounts { bucket, pageviews: row.try_get("pageviews")?, visitors }),
+                None => window_visitors = visitors,
+            }
+        }
+        Ok((buckets, window_visitors))
     }
 
     /// Distinct non-bot visitor ids of a site in `[start, end)`.
