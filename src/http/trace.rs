@@ -10,6 +10,10 @@
 //!
 //! A middleware of our own instead of `axum-tracing-opentelemetry`: one dependency fewer, and its
 //! span is created at TRACE level, which an `info` filter silently drops (research note §1).
+//!
+//! Tracking routes take the fast lane ([`crate::telemetry::lane`]) when spans are exported: the same
+//! span, with the same attributes, built without `tracing`; its identity goes to the handler in the
+//! request's extensions ([`LaneParent`]) so `track_pageview` becomes its child.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -25,12 +29,18 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::client_ip::client_ip;
 use crate::config::TrustedProxies;
+use crate::telemetry::lane::{self, Kind, LaneSpan, Name, Parent, Value};
 use crate::telemetry::names;
 
 /// `axum::middleware::from_fn_with_state(trusted_proxies, trace::server_span)`, added with
 /// `Router::layer` so the matched route template is known.
 pub async fn server_span(State(trusted): State<Arc<TrustedProxies>>, request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().cloned();
+    if lane::enabled()
+        && let Some(route) = route.as_ref().and_then(|r| tracking_route(r.as_str()))
+    {
+        return lane_server_span(&trusted, route, request, next).await;
+    }
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0);
     let headers = request.headers();
     let client = peer.map(|peer| client_ip(peer, headers, &trusted));
@@ -73,6 +83,56 @@ pub async fn server_span(State(trusted): State<Arc<TrustedProxies>>, request: Re
     }
     response
 }
+
+/// The tracking routes' templates, as `'static` strings for the lane's span names.
+fn tracking_route(route: &str) -> Option<&'static str> {
+    crate::http::routes::track::ROUTES.iter().copied().find(|r| *r == route)
+}
+
+/// The SERVER span of a tracking request, on the fast lane. Same name and attributes as
+/// [`server_span`]'s.
+async fn lane_server_span(trusted: &TrustedProxies, route: &'static str, mut request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let parent = Parent::from_traceparent(headers.get("traceparent").map(|v| v.as_bytes()));
+    let method = semconv_method(request.method());
+    let mut span = LaneSpan::start(Name::MethodRoute(method, route), Kind::Server, parent);
+    if span.is_recording() {
+        let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0);
+        span.set(names::HTTP_REQUEST_METHOD, Value::Static(method));
+        span.set(names::HTTP_ROUTE, Value::Static(route));
+        span.set_str(names::URL_PATH, request.uri().path());
+        span.set(names::URL_SCHEME, Value::Static("http"));
+        if let Some(peer) = peer {
+            span.set(names::CLIENT_ADDRESS, Value::Ip(client_ip(peer, headers, trusted)));
+        }
+        if let Some(agent) = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()) {
+            span.set_str(names::USER_AGENT_ORIGINAL, agent);
+        }
+        if let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) {
+            let (host, port) = split_host(host);
+            if let Some(host) = host {
+                span.set_str(names::SERVER_ADDRESS, host);
+            }
+            if let Some(port) = port {
+                span.set(names::SERVER_PORT, Value::Int(i64::from(port)));
+            }
+        }
+        span.set(names::NETWORK_PROTOCOL_VERSION, Value::Static(protocol_version(request.version())));
+        request.extensions_mut().insert(LaneParent(span.context()));
+    }
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    span.set(names::HTTP_RESPONSE_STATUS_CODE, Value::Int(i64::from(status)));
+    if status >= 500 {
+        span.set(names::ERROR_TYPE, Value::Int(i64::from(status)));
+        span.fail();
+    }
+    response
+}
+
+/// The lane SERVER span of a tracking request, for its handler's child span.
+#[derive(Debug, Clone, Copy)]
+pub struct LaneParent(pub Option<lane::SpanRef>);
 
 /// `GET /api/v1/pv`, formatted only if a span is actually recorded.
 struct SpanName<'a> {

@@ -17,6 +17,7 @@ pub use hit::{BodyError, TrackParams};
 pub use writer::{WriteError, Writer, WriterSettings};
 
 use crate::store::{NewPageview, Store, StoreError};
+use crate::telemetry::lane::{LaneSpan, Value};
 use crate::telemetry::names;
 use crate::ua::UaParser;
 
@@ -111,29 +112,42 @@ impl Ingest {
     }
 
     /// Validates, classifies and stores one hit received at `now_ms`. Records the `pageview.*`
-    /// attributes on the current span (the handler's `track_pageview`).
-    pub async fn track(&self, params: &TrackParams, client: &Client, now_ms: i64) -> Result<(), TrackError> {
-        let span = tracing::Span::current();
+    /// attributes on `span` (the handler's `track_pageview`), whose identity the batch INSERT's span
+    /// links to.
+    pub async fn track(
+        &self,
+        params: &TrackParams,
+        client: &Client,
+        now_ms: i64,
+        span: &mut LaneSpan,
+    ) -> Result<(), TrackError> {
         let identifier = params.site_identifier().unwrap_or("");
-        span.record(names::PAGEVIEW_SITE_IDENTIFIER, hit::truncate(identifier, hit::MAX_SITE_IDENTIFIER));
-        span.record(
-            names::PAGEVIEW_HOSTNAME,
-            params.h.as_deref().map(|h| hit::truncate(h, hit::MAX_HOSTNAME)).unwrap_or(""),
-        );
-        span.record(names::PAGEVIEW_PATH, params.p.as_deref().map(|p| hit::truncate(p, hit::MAX_PATH)).unwrap_or(""));
+        if span.is_recording() {
+            span.set_str(names::PAGEVIEW_SITE_IDENTIFIER, hit::truncate(identifier, hit::MAX_SITE_IDENTIFIER));
+            span.set_str(
+                names::PAGEVIEW_HOSTNAME,
+                params.h.as_deref().map(|h| hit::truncate(h, hit::MAX_HOSTNAME)).unwrap_or(""),
+            );
+            span.set_str(
+                names::PAGEVIEW_PATH,
+                params.p.as_deref().map(|p| hit::truncate(p, hit::MAX_PATH)).unwrap_or(""),
+            );
+        }
         if identifier.is_empty() {
             return Err(TrackError::MissingSiteIdentifier);
         }
         let site_id = self.site_id(identifier).await?;
-        span.record(names::PAGEVIEW_SITE_FOUND, site_id.is_some());
+        span.set(names::PAGEVIEW_SITE_FOUND, Value::Bool(site_id.is_some()));
         let Some(site_id) = site_id else {
             return Err(TrackError::InvalidSiteIdentifier);
         };
 
         let agent = self.ua.parse(&client.user_agent);
-        span.record(names::PAGEVIEW_DEVICE_TYPE, agent.device.as_str());
-        span.record(names::PAGEVIEW_BROWSER, agent.browser.as_str());
-        span.record(names::PAGEVIEW_OS, agent.os.as_str());
+        if span.is_recording() {
+            span.set(names::PAGEVIEW_DEVICE_TYPE, Value::Static(agent.device.as_str()));
+            span.set_str(names::PAGEVIEW_BROWSER, &agent.browser);
+            span.set_str(names::PAGEVIEW_OS, &agent.os);
+        }
 
         let page = hit::Page::from_params(params);
         let (visitor_id, visitor_id_prev) = self.visitors.ids(now_ms, site_id, client.ip, &client.user_agent).await?;
@@ -158,13 +172,13 @@ impl Ingest {
             visitor_id,
             visitor_id_prev,
         };
-        if let Err(err) = self.writer.write(row).await {
+        if let Err(err) = self.writer.write(row, span.context()).await {
             if matches!(err, WriteError::Refused(_)) {
                 self.forget_site(identifier);
             }
             return Err(err.into());
         }
-        span.record(names::PAGEVIEW_CREATED, true);
+        span.set(names::PAGEVIEW_CREATED, Value::Bool(true));
         Ok(())
     }
 

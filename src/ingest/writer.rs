@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
 use crate::store::{InsertError, NewPageview, PageviewInserter, Store};
+use crate::telemetry::lane::SpanRef;
 use crate::telemetry::names;
 
 /// Why a row was not stored.
@@ -33,7 +34,7 @@ struct Pending {
     row: NewPageview,
     done: oneshot::Sender<Result<(), WriteError>>,
     /// The request's span, linked from the batch's INSERT span so each trace leads to its statement.
-    span: tracing::Span,
+    link: Option<SpanRef>,
 }
 
 /// How the writers batch (the `SQUIRREL_INGEST_*` settings).
@@ -73,10 +74,10 @@ impl Writer {
         Ok(Writer { queue, wait: settings.wait })
     }
 
-    /// Stores one pageview; returns once it is committed.
-    pub async fn write(&self, row: NewPageview) -> Result<(), WriteError> {
+    /// Stores one pageview; returns once it is committed. The batch's INSERT span links to `link`.
+    pub async fn write(&self, row: NewPageview, link: Option<SpanRef>) -> Result<(), WriteError> {
         let (done, committed) = oneshot::channel();
-        let pending = Pending { row, done, span: tracing::Span::current() };
+        let pending = Pending { row, done, link };
         match self.queue.send_timeout(pending, self.wait).await {
             Ok(()) => {}
             Err(mpsc::error::SendTimeoutError::Timeout(_)) => return Err(WriteError::Busy),
@@ -146,9 +147,9 @@ fn commit(inserter: &mut PageviewInserter, pending: &mut Vec<Pending>) {
     let result = {
         let _entered = span.enter();
         let rows: Vec<&NewPageview> = pending.iter().map(|p| &p.row).collect();
-        let requests: Vec<&tracing::Span> =
-            if span.is_disabled() { Vec::new() } else { pending.iter().map(|p| &p.span).collect() };
-        inserter.insert(&rows, &requests)
+        let links: Vec<SpanRef> =
+            if span.is_disabled() { Vec::new() } else { pending.iter().filter_map(|p| p.link).collect() };
+        inserter.insert(&rows, &links)
     };
     match result {
         Ok(()) => {
@@ -167,7 +168,8 @@ fn commit(inserter: &mut PageviewInserter, pending: &mut Vec<Pending>) {
             tracing::warn!(error = %err, rows = pending.len(), "batch refused; retrying rows one by one");
             for p in pending.drain(..) {
                 let _entered = span.enter();
-                let result = inserter.insert(&[&p.row], &[&p.span]).map_err(to_write_error);
+                let links: Vec<SpanRef> = p.link.into_iter().collect();
+                let result = inserter.insert(&[&p.row], &links).map_err(to_write_error);
                 let _ = p.done.send(result);
             }
         }

@@ -12,6 +12,7 @@
 
 use super::dialect::{Dialect, sqlite_code_is_unavailable};
 use super::{NewPageview, Store, StoreError};
+use crate::telemetry::lane::SpanRef;
 
 /// Why a batch was not stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -68,7 +69,7 @@ impl Store {
 impl PageviewInserter {
     /// Stores `rows` in one transaction: all durable on `Ok`, none on `Err`. The INSERT's span links
     /// to each of `requests` (the spans of the requests whose rows these are).
-    pub fn insert(&mut self, rows: &[&NewPageview], requests: &[&tracing::Span]) -> Result<(), InsertError> {
+    pub fn insert(&mut self, rows: &[&NewPageview], requests: &[SpanRef]) -> Result<(), InsertError> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -78,11 +79,7 @@ impl PageviewInserter {
             }
             PageviewInserter::Sqlite { store, conn } => {
                 let span = store.span("INSERT", "pageviews", SQLITE_INSERT);
-                if !span.is_disabled() {
-                    for request in requests {
-                        span.follows_from(*request);
-                    }
-                }
+                crate::telemetry::lane::link_all(&span, requests);
                 let _entered = span.enter();
                 let result = insert_sqlite(conn, rows);
                 if let Err(err) = &result {

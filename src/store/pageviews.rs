@@ -1,6 +1,7 @@
 //! Raw pageviews: the group-commit insert of the ingest writer, and counts over raw rows.
 
 use super::{Store, StoreError, traced};
+use crate::telemetry::lane::SpanRef;
 
 /// One pageview ready to store. Every text field is already bounded and cleaned by `ingest`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -45,7 +46,7 @@ impl Store {
     pub async fn insert_pageviews_linked<R: serde::Serialize + Sync>(
         &self,
         rows: &[R],
-        requests: &[&tracing::Span],
+        requests: &[SpanRef],
     ) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
@@ -53,11 +54,7 @@ impl Store {
         let sql = self.dialect.insert_pageviews_sql();
         let batch = super::json_batch(rows)?;
         let span = self.span("INSERT", "pageviews", sql);
-        if !span.is_disabled() {
-            for request in requests {
-                span.follows_from(*request);
-            }
-        }
+        crate::telemetry::lane::link_all(&span, requests);
         traced(span, sqlx::query(sql).bind(batch).execute(&self.pool)).await?;
         Ok(())
     }

@@ -79,6 +79,31 @@ pub struct Target {
     headers: HashMap<String, String>,
 }
 
+impl Target {
+    /// Every header an export sends: ours (authorization, dataset), then
+    /// `OTEL_EXPORTER_OTLP_<SIGNAL>_HEADERS` or else `OTEL_EXPORTER_OTLP_HEADERS` (`k=v,k2=v2`,
+    /// percent-encoded values), as the SDK adds them to its own exports.
+    pub(crate) fn all_headers(&self) -> Vec<(String, String)> {
+        let mut headers: Vec<(String, String)> = self.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        if let Some(list) = otlp_env(self.signal, "HEADERS") {
+            for pair in list.split(',') {
+                if let Some((key, value)) = pair.split_once('=') {
+                    let value = percent_decode(value.trim());
+                    headers.push((key.trim().to_string(), value));
+                }
+            }
+        }
+        headers
+    }
+}
+
+fn percent_decode(value: &str) -> String {
+    url::form_urlencoded::parse(format!("v={}", value.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
 /// The resolved destinations. `traces: None` means export is off (and so are the others).
 #[derive(Debug, Clone)]
 pub struct Endpoints {
@@ -386,6 +411,19 @@ impl ExportStats {
         }
     }
 
+    /// The fast lane ([`super::lane`]) found its queue full and dropped a span.
+    pub(crate) fn lane_queue_full(&self, limit: usize) {
+        self.queue_full(limit);
+    }
+
+    pub(crate) fn lane_exported(&self, spans: usize) {
+        self.exported.fetch_add(spans as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn lane_failed(&self, spans: usize) {
+        self.dropped_export_failed.fetch_add(spans as u64, Ordering::Relaxed);
+    }
+
     fn queue_full(&self, limit: usize) {
         let total = self.dropped_queue_full.fetch_add(1, Ordering::Relaxed) + 1;
         if self.due(&self.queue_full_report) {
@@ -438,7 +476,7 @@ impl ObservedClient {
         Ok(ObservedClient { inner, signal: target.signal, url: target.url.clone(), stats, gzip })
     }
 
-    fn send(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+    pub(crate) fn send(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
         let request = if self.gzip { gzip_fast(request)? } else { request };
         let request: reqwest::blocking::Request = request.try_into()?;
         match self.inner.execute(request) {
@@ -585,11 +623,7 @@ pub(crate) fn tracer_provider(
         .with_headers(target.headers.clone())
         .with_http_client(ObservedClient::new(target, stats.clone())?);
     let exporter = builder.build().context("building the OTLP trace exporter")?;
-    let queue = std::env::var("OTEL_BSP_MAX_QUEUE_SIZE")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(DEFAULT_QUEUE);
+    let queue = span_queue_size();
     // `BatchConfigBuilder::default()` reads OTEL_BSP_SCHEDULE_DELAY and OTEL_BSP_MAX_EXPORT_BATCH_SIZE.
     let batch = BatchConfigBuilder::default().with_max_queue_size(queue).build();
     let processor = BatchSpanProcessor::builder(CountingExporter { inner: exporter, stats: stats.clone() })
@@ -605,6 +639,15 @@ pub(crate) fn tracer_provider(
         provider = provider.with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOn);
     }
     Ok(provider.build())
+}
+
+/// `OTEL_BSP_MAX_QUEUE_SIZE`, default 2048: the bound of each span queue (the SDK's, the lane's).
+pub(crate) fn span_queue_size() -> usize {
+    std::env::var("OTEL_BSP_MAX_QUEUE_SIZE")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(DEFAULT_QUEUE)
 }
 
 /// The meter provider: a periodic reader (`OTEL_METRIC_EXPORT_INTERVAL`, default 60 s) exporting

@@ -15,6 +15,7 @@
 pub mod check;
 pub mod export;
 pub mod http_client;
+pub mod lane;
 mod logs;
 pub mod metrics;
 pub mod names;
@@ -154,7 +155,13 @@ impl TelemetryGuard {
         // A plain thread, so a backend that never answers cannot hold the exit past the deadline.
         let spawned = std::thread::Builder::new().name("telemetry-shutdown".into()).spawn(move || {
             let Providers { tracer, meter, logger, .. } = providers;
+            // The lane first: its spans are the requests' that the SDK's batch spans link to.
+            let lane_flushed = lane::shutdown(deadline);
             let traces = tracer.shutdown_with_timeout(deadline);
+            let traces = match traces {
+                Ok(()) if !lane_flushed => Err(opentelemetry_sdk::error::OTelSdkError::Timeout(deadline)),
+                other => other,
+            };
             if let Some(meter) = meter {
                 let _ = meter.shutdown_with_timeout(deadline);
             }
@@ -206,6 +213,7 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
     let resource = export::resource(config);
     let stats = export::ExportStats::new();
     let tracer_provider = export::tracer_provider(&traces, resource.clone(), stats.clone(), false)?;
+    lane::start(&traces, &resource, stats.clone(), lane::LaneSettings::from_env(export::span_queue_size()))?;
     let meter = match &endpoints.metrics {
         Some(target) => Some(export::meter_provider(target, resource.clone(), stats.clone())?),
         None => None,

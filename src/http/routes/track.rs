@@ -8,22 +8,23 @@
 
 use std::net::SocketAddr;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
+use axum::{Extension, Router};
 use serde::Serialize;
 use tower_http::cors::{Any, CorsLayer};
-use tracing::Instrument;
 use utoipa::ToSchema;
 
 use super::super::{AppState, both_mounts, client_ip::client_ip, error::ApiError};
 use super::openapi::TrackErrors;
+use crate::http::trace::LaneParent;
 use crate::ingest::hit::MAX_BODY;
 use crate::ingest::{Client, TrackParams, hit};
 use crate::store::now_ms;
+use crate::telemetry::lane::{Kind, LaneSpan, Name, Value};
 use crate::telemetry::{self, names};
 
 /// Longest User-Agent we read; the parser looks at far less and nothing else needs more.
@@ -35,15 +36,19 @@ pub fn router() -> Router<AppState> {
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([header::CONTENT_TYPE])
         .max_age(std::time::Duration::from_secs(86_400));
-    let mut router = Router::new();
-    for path in both_mounts("pv") {
-        router = router.route(&path, endpoint(get(pv_get).post(pv_post)));
-    }
-    for path in both_mounts("track") {
-        router = router.route(&path, endpoint(get(track_get).post(track_post)));
-    }
-    router.layer(cors)
+    let [pv, pv_bare, track, track_bare] = ROUTES;
+    debug_assert_eq!([pv, pv_bare], both_mounts("pv").each_ref().map(String::as_str));
+    debug_assert_eq!([track, track_bare], both_mounts("track").each_ref().map(String::as_str));
+    Router::new()
+        .route(pv, endpoint(get(pv_get).post(pv_post)))
+        .route(pv_bare, endpoint(get(pv_get).post(pv_post)))
+        .route(track, endpoint(get(track_get).post(track_post)))
+        .route(track_bare, endpoint(get(track_get).post(track_post)))
+        .layer(cors)
 }
+
+/// The tracking routes (`/pv` and `/track` under both mounts); their spans take the fast lane.
+pub const ROUTES: [&str; 4] = ["/api/v1/pv", "/pv", "/api/v1/track", "/track"];
 
 fn endpoint(methods: MethodRouter<AppState>) -> MethodRouter<AppState> {
     methods.fallback(|| async { ApiError::MethodNotAllowed { allow: "GET, POST" } })
@@ -64,9 +69,10 @@ pub(super) async fn pv_get(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    lane: Option<Extension<LaneParent>>,
     body: Body,
 ) -> Response {
-    track(state, peer, method, uri, headers, body).await
+    track(state, peer, method, uri, headers, lane, body).await
 }
 
 /// Record a pageview; parameters missing from the query string are read from the body
@@ -89,9 +95,10 @@ pub(super) async fn pv_post(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    lane: Option<Extension<LaneParent>>,
     body: Body,
 ) -> Response {
-    track(state, peer, method, uri, headers, body).await
+    track(state, peer, method, uri, headers, lane, body).await
 }
 
 /// Record a pageview (alias of pv)
@@ -109,9 +116,10 @@ pub(super) async fn track_get(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    lane: Option<Extension<LaneParent>>,
     body: Body,
 ) -> Response {
-    track(state, peer, method, uri, headers, body).await
+    track(state, peer, method, uri, headers, lane, body).await
 }
 
 /// Record a pageview (alias of pv)
@@ -134,9 +142,10 @@ pub(super) async fn track_post(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    lane: Option<Extension<LaneParent>>,
     body: Body,
 ) -> Response {
-    track(state, peer, method, uri, headers, body).await
+    track(state, peer, method, uri, headers, lane, body).await
 }
 
 const OK: &str = "The pageview is committed (bots too: stored, flagged, never counted)";
@@ -162,50 +171,37 @@ async fn track(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    lane: Option<Extension<LaneParent>>,
     body: Body,
 ) -> Response {
-    let span = tracing::info_span!(
-        "track_pageview",
-        { names::PAGEVIEW_SITE_IDENTIFIER } = tracing::field::Empty,
-        { names::PAGEVIEW_HOSTNAME } = tracing::field::Empty,
-        { names::PAGEVIEW_PATH } = tracing::field::Empty,
-        { names::PAGEVIEW_METHOD } = method.as_str(),
-        { names::PAGEVIEW_SITE_FOUND } = tracing::field::Empty,
-        { names::PAGEVIEW_DEVICE_TYPE } = tracing::field::Empty,
-        { names::PAGEVIEW_BROWSER } = tracing::field::Empty,
-        { names::PAGEVIEW_OS } = tracing::field::Empty,
-        { names::PAGEVIEW_CREATED } = tracing::field::Empty,
-        { names::PAGEVIEW_ERROR } = tracing::field::Empty,
-        { names::PAGEVIEW_ERROR_MESSAGE } = tracing::field::Empty,
-        otel.status_code = tracing::field::Empty,
-    );
+    let parent = lane.and_then(|Extension(LaneParent(parent))| parent);
+    let mut span = LaneSpan::child_of(parent, Name::Static(names::TRACK_PAGEVIEW), Kind::Internal);
+    match method {
+        Method::GET => span.set(names::PAGEVIEW_METHOD, Value::Static("GET")),
+        Method::POST => span.set(names::PAGEVIEW_METHOD, Value::Static("POST")),
+        ref other => span.set_str(names::PAGEVIEW_METHOD, other.as_str()),
+    }
     let started = std::time::Instant::now();
-    async move {
-        match handle(&state, peer, &uri, &headers, body).await {
-            Ok(()) => {
-                telemetry::metrics::pageview_accepted(started.elapsed());
-                ok_response()
+    match handle(&state, peer, &uri, &headers, body, &mut span).await {
+        Ok(()) => {
+            telemetry::metrics::pageview_accepted(started.elapsed());
+            ok_response()
+        }
+        Err((code, err)) => {
+            telemetry::metrics::pageview_rejected(code, started.elapsed());
+            span.set(names::PAGEVIEW_ERROR, Value::Static(code));
+            if matches!(err, ApiError::Internal(_) | ApiError::Unavailable) {
+                // The cause goes to the span (server-side only), never to the response body.
+                let message = match &err {
+                    ApiError::Internal(cause) => cause.clone(),
+                    other => other.to_string(),
+                };
+                span.set_str(names::PAGEVIEW_ERROR_MESSAGE, &message);
+                span.error(code, &message);
             }
-            Err((code, err)) => {
-                telemetry::metrics::pageview_rejected(code, started.elapsed());
-                let span = tracing::Span::current();
-                span.record(names::PAGEVIEW_ERROR, code);
-                if matches!(err, ApiError::Internal(_) | ApiError::Unavailable) {
-                    // The cause goes to the span (server-side only), never to the response body.
-                    let message = match &err {
-                        ApiError::Internal(cause) => cause.clone(),
-                        other => other.to_string(),
-                    };
-                    span.record(names::PAGEVIEW_ERROR_MESSAGE, message.as_str());
-                    span.record("otel.status_code", "ERROR");
-                    telemetry::record_error(&span, code, &message);
-                }
-                err.into_response()
-            }
+            err.into_response()
         }
     }
-    .instrument(span)
-    .await
 }
 
 async fn handle(
@@ -214,6 +210,7 @@ async fn handle(
     uri: &Uri,
     headers: &HeaderMap,
     body: Body,
+    span: &mut LaneSpan,
 ) -> Result<(), (&'static str, ApiError)> {
     let ip = client_ip(peer, headers, &state.trusted_proxies);
     // First, before the body is read: a flood costs as little as possible.
@@ -239,7 +236,7 @@ async fn handle(
 
     let user_agent = headers.get(header::USER_AGENT).map(|v| String::from_utf8_lossy(v.as_bytes())).unwrap_or_default();
     let client = Client { ip, user_agent: hit::truncate(&user_agent, MAX_USER_AGENT).to_string() };
-    state.ingest.track(&params, &client, now_ms()).await.map_err(|err| (err.code(), ApiError::from(err)))
+    state.ingest.track(&params, &client, now_ms(), span).await.map_err(|err| (err.code(), ApiError::from(err)))
 }
 
 /// [`TrackOk`] serialized once: the hot path sends these bytes (the test below keeps them equal).
