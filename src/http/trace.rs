@@ -98,10 +98,10 @@ async fn lane_server_span(trusted: &TrustedProxies, route: &'static str, mut req
     let mut span = LaneSpan::start(Name::MethodRoute(method, route), Kind::Server, parent);
     if span.is_recording() {
         let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0);
-        span.set(names::HTTP_REQUEST_METHOD, Value::Static(method));
-        span.set(names::HTTP_ROUTE, Value::Static(route));
+        span.set(names::HTTP_REQUEST_METHOD, Value::Str(method));
+        span.set(names::HTTP_ROUTE, Value::Str(route));
         span.set_str(names::URL_PATH, request.uri().path());
-        span.set(names::URL_SCHEME, Value::Static("http"));
+        span.set(names::URL_SCHEME, Value::Str("http"));
         if let Some(peer) = peer {
             span.set(names::CLIENT_ADDRESS, Value::Ip(client_ip(peer, headers, trusted)));
         }
@@ -117,7 +117,7 @@ async fn lane_server_span(trusted: &TrustedProxies, route: &'static str, mut req
                 span.set(names::SERVER_PORT, Value::Int(i64::from(port)));
             }
         }
-        span.set(names::NETWORK_PROTOCOL_VERSION, Value::Static(protocol_version(request.version())));
+        span.set(names::NETWORK_PROTOCOL_VERSION, Value::Str(protocol_version(request.version())));
         request.extensions_mut().insert(LaneParent(span.context()));
     }
     let response = next.run(request).await;

@@ -144,7 +144,7 @@ impl Ingest {
 
         let agent = self.ua.parse(&client.user_agent);
         if span.is_recording() {
-            span.set(names::PAGEVIEW_DEVICE_TYPE, Value::Static(agent.device.as_str()));
+            span.set(names::PAGEVIEW_DEVICE_TYPE, Value::Str(agent.device.as_str()));
             span.set_str(names::PAGEVIEW_BROWSER, &agent.browser);
             span.set_str(names::PAGEVIEW_OS, &agent.os);
         }

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
 use crate::store::{InsertError, NewPageview, PageviewInserter, Store};
-use crate::telemetry::lane::SpanRef;
+use crate::telemetry::lane::{Kind, LaneSpan, Name, Parent, SpanRef, Value};
 use crate::telemetry::names;
 
 /// Why a row was not stored.
@@ -142,14 +142,15 @@ fn drain(receiver: &mut mpsc::Receiver<Pending>, pending: &mut Vec<Pending>, bat
 }
 
 fn commit(inserter: &mut PageviewInserter, pending: &mut Vec<Pending>) {
-    // A root span per batch; its INSERT child links to every request span it stores.
-    let span = tracing::info_span!(parent: None, names::INGEST_BATCH, { names::BATCH_SIZE } = pending.len());
+    // A root span per batch (on the fast lane, like the requests'); its INSERT child links to every
+    // request span it stores.
+    let mut span = LaneSpan::start(Name::Static(names::INGEST_BATCH), Kind::Internal, Parent::Root);
+    span.set(names::BATCH_SIZE, Value::Int(pending.len() as i64));
     let result = {
-        let _entered = span.enter();
         let rows: Vec<&NewPageview> = pending.iter().map(|p| &p.row).collect();
         let links: Vec<SpanRef> =
-            if span.is_disabled() { Vec::new() } else { pending.iter().filter_map(|p| p.link).collect() };
-        inserter.insert(&rows, &links)
+            if span.is_recording() { pending.iter().filter_map(|p| p.link).collect() } else { Vec::new() };
+        inserter.insert(&rows, &links, span.context())
     };
     match result {
         Ok(()) => {
@@ -167,9 +168,8 @@ fn commit(inserter: &mut PageviewInserter, pending: &mut Vec<Pending>) {
             // One bad row must not sink its neighbours: store them one by one to find it.
             tracing::warn!(error = %err, rows = pending.len(), "batch refused; retrying rows one by one");
             for p in pending.drain(..) {
-                let _entered = span.enter();
                 let links: Vec<SpanRef> = p.link.into_iter().collect();
-                let result = inserter.insert(&[&p.row], &links).map_err(to_write_error);
+                let result = inserter.insert(&[&p.row], &links, span.context()).map_err(to_write_error);
                 let _ = p.done.send(result);
             }
         }

@@ -7,12 +7,16 @@
 //! hops, not SQLite, set how often a batch can commit. Here the writer thread calls SQLite itself: a
 //! cached prepared INSERT, one execution per row, inside one transaction. Same file, same pragmas
 //! ([`Dialect::connect_statements`]), same durability: `Ok` means committed.
-//! On PostgreSQL the batch goes through the pool ([`Store::insert_pageviews_linked`]), driven to
+//! On PostgreSQL the batch goes through the pool (one statement over a JSON array), driven to
 //! completion on the writer's thread.
+//!
+//! The statement's CLIENT span is on the telemetry fast lane (`telemetry::lane`), a child of the
+//! writer's `ingest_batch` span, with a span link to each request whose row it stores.
 
 use super::dialect::{Dialect, sqlite_code_is_unavailable};
 use super::{NewPageview, Store, StoreError};
-use crate::telemetry::lane::SpanRef;
+use crate::telemetry::lane::{Kind, LaneSpan, Name, SpanRef};
+use crate::telemetry::names;
 
 /// Why a batch was not stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,27 +71,48 @@ impl Store {
 }
 
 impl PageviewInserter {
-    /// Stores `rows` in one transaction: all durable on `Ok`, none on `Err`. The INSERT's span links
-    /// to each of `requests` (the spans of the requests whose rows these are).
-    pub fn insert(&mut self, rows: &[&NewPageview], requests: &[SpanRef]) -> Result<(), InsertError> {
+    /// Stores `rows` in one transaction: all durable on `Ok`, none on `Err`. The INSERT's span, a
+    /// child of `parent` (the batch's), links to each of `requests` (the spans of the requests whose
+    /// rows these are).
+    pub fn insert(
+        &mut self,
+        rows: &[&NewPageview],
+        requests: &[SpanRef],
+        parent: Option<SpanRef>,
+    ) -> Result<(), InsertError> {
         if rows.is_empty() {
             return Ok(());
         }
-        match self {
-            PageviewInserter::Pool { store, runtime } => {
-                runtime.block_on(store.insert_pageviews_linked(rows, requests)).map_err(InsertError::from)
-            }
-            PageviewInserter::Sqlite { store, conn } => {
-                let span = store.span("INSERT", "pageviews", SQLITE_INSERT);
-                crate::telemetry::lane::link_all(&span, requests);
-                let _entered = span.enter();
-                let result = insert_sqlite(conn, rows);
-                if let Err(err) = &result {
-                    super::mark_failed(&span, "database", &err.to_string());
-                }
-                result.map_err(from_rusqlite)
+        let (dialect, sql) = match self {
+            PageviewInserter::Pool { store, .. } => (store.dialect, store.dialect.insert_pageviews_sql()),
+            PageviewInserter::Sqlite { .. } => (Dialect::Sqlite, SQLITE_INSERT),
+        };
+        let mut span = LaneSpan::child_of(parent, Name::Static("INSERT pageviews"), Kind::Client);
+        if span.is_recording() {
+            span.set_str(names::DB_SYSTEM_NAME, dialect.system_name());
+            span.set_str(names::DB_OPERATION_NAME, "INSERT");
+            span.set_str(names::DB_COLLECTION_NAME, "pageviews");
+            span.set_str(names::DB_QUERY_TEXT, sql);
+            for request in requests {
+                span.link(*request);
             }
         }
+        let result = match self {
+            PageviewInserter::Pool { store, runtime } => {
+                runtime.block_on(store.insert_pageviews_batch(rows)).map_err(|err| {
+                    let kind = super::error_type(&err);
+                    span.set_str(names::ERROR_TYPE, kind);
+                    span.error(kind, &err.to_string());
+                    InsertError::from(StoreError::from(err))
+                })
+            }
+            PageviewInserter::Sqlite { conn, .. } => insert_sqlite(conn, rows).map_err(|err| {
+                span.set_str(names::ERROR_TYPE, "database");
+                span.error("database", &err.to_string());
+                from_rusqlite(err)
+            }),
+        };
+        result
     }
 }
 

@@ -229,7 +229,7 @@ pub(crate) fn traced_sync<T>(
     result
 }
 
-fn error_type(err: &sqlx::Error) -> &'static str {
+pub(super) fn error_type(err: &sqlx::Error) -> &'static str {
     match err {
         sqlx::Error::Database(_) => "database",
         sqlx::Error::PoolTimedOut => "pool_timed_out",

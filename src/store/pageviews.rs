@@ -1,7 +1,6 @@
 //! Raw pageviews: the group-commit insert of the ingest writer, and counts over raw rows.
 
 use super::{Store, StoreError, traced};
-use crate::telemetry::lane::SpanRef;
 
 /// One pageview ready to store. Every text field is already bounded and cleaned by `ingest`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -37,25 +36,24 @@ impl Store {
     /// whatever the batch size, one prepared statement reused forever, and no per-value bind cost
     /// (SQLite looks `$N` names up linearly, which made wide multi-row VALUES lists quadratic).
     pub async fn insert_pageviews(&self, rows: &[NewPageview]) -> Result<(), StoreError> {
-        self.insert_pageviews_linked(rows, &[]).await
-    }
-
-    /// [`Store::insert_pageviews`] whose INSERT span carries a span link to each of `requests`
-    /// (the spans of the requests whose rows these are), so every pageview's trace leads to the
-    /// statement that stored it.
-    pub async fn insert_pageviews_linked<R: serde::Serialize + Sync>(
-        &self,
-        rows: &[R],
-        requests: &[SpanRef],
-    ) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
         }
         let sql = self.dialect.insert_pageviews_sql();
-        let batch = super::json_batch(rows)?;
-        let span = self.span("INSERT", "pageviews", sql);
-        crate::telemetry::lane::link_all(&span, requests);
-        traced(span, sqlx::query(sql).bind(batch).execute(&self.pool)).await?;
+        traced(self.span("INSERT", "pageviews", sql), self.insert_pageviews_batch(rows)).await
+    }
+
+    /// [`Store::insert_pageviews`] without a span of its own: the ingest writer traces it on the
+    /// telemetry fast lane (`store::inserter`).
+    pub(super) async fn insert_pageviews_batch<R: serde::Serialize + Sync>(
+        &self,
+        rows: &[R],
+    ) -> Result<(), sqlx::Error> {
+        let batch = super::json_batch(rows).map_err(|err| match err {
+            StoreError::Database(inner) | StoreError::Unavailable(inner) => inner,
+            other => sqlx::Error::Protocol(other.to_string()),
+        })?;
+        sqlx::query(self.dialect.insert_pageviews_sql()).bind(batch).execute(&self.pool).await?;
         Ok(())
     }
 

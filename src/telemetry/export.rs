@@ -477,7 +477,12 @@ impl ObservedClient {
     }
 
     pub(crate) fn send(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
-        let request = if self.gzip { gzip_fast(request)? } else { request };
+        // The fast lane gzips its own bodies as a stream and says so.
+        let request = if self.gzip && !request.headers().contains_key("content-encoding") {
+            gzip_fast(request)?
+        } else {
+            request
+        };
         let request: reqwest::blocking::Request = request.try_into()?;
         match self.inner.execute(request) {
             Ok(response) => {
@@ -598,6 +603,12 @@ impl SpanProcessor for BoundedProcessor {
     fn set_resource(&mut self, resource: &Resource) {
         self.inner.set_resource(resource);
     }
+}
+
+/// Whether the fast lane gzips its exports: yes unless `OTEL_EXPORTER_OTLP_[TRACES_]COMPRESSION` is
+/// set to something else than `gzip` (`none`: sent as is).
+pub(crate) fn lane_gzip() -> bool {
+    compression(Signal::Traces).is_none_or(|c| c.trim().eq_ignore_ascii_case("gzip"))
 }
 
 /// `None` unless `OTEL_EXPORTER_OTLP_[<SIGNAL>_]COMPRESSION` is set, in which case the SDK applies it

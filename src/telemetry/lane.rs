@@ -1,19 +1,21 @@
-//! The fast lane: the two spans every tracking hit makes (its HTTP SERVER span and `track_pageview`),
-//! built without `tracing` and encoded straight to OTLP protobuf.
+//! The fast lane: the spans of the ingest hot path (a tracking hit's HTTP SERVER span and its
+//! `track_pageview`; the writer's `ingest_batch` and its `INSERT pageviews`), built without `tracing`
+//! and encoded straight to OTLP protobuf.
 //!
 //! Why a second path: at tens of thousands of hits per second the general one (the `tracing`
 //! registry → `tracing-opentelemetry` → an SDK span → the batch processor → the proto conversion)
 //! cost ~40 µs of CPU per hit, most of a hit's own cost (`bench/README.md`). Here a span is a plain
-//! struct: ids from a thread-local RNG, attributes pushed into a `Vec` (static keys, strings copied
-//! once), pushed on end into a bounded queue under a mutex; one exporter thread encodes a batch
-//! into an `ExportTraceServiceRequest` by hand and sends it with the traces exporter's own HTTP client
-//! (same URL, headers, gzip, timeout, failure reports and drop counts).
+//! struct: ids from a thread-local RNG, each attribute encoded as protobuf the moment it is set
+//! (into one buffer per span: no allocation per value, nothing for another thread to free), and on
+//! end the whole span is encoded on the ending thread and appended to a bounded shared buffer under
+//! a mutex. One exporter thread wraps what has gathered into an `ExportTraceServiceRequest`, gzips it
+//! as a stream and sends it with the traces exporter's own HTTP client (same URL, headers, timeout,
+//! failure reports and drop counts).
 //!
 //! What stays the same for a reader of the traces: names, kinds, attributes, parents, the incoming
-//! `traceparent`, the sampler (`OTEL_TRACES_SAMPLER(_ARG)`), the resource and the scope. The batch
-//! spans of the ingest writer stay on the general path (one per batch) and link to these by
-//! [`SpanRef`]. A log line written inside a tracking request carries no trace id (there is no
-//! `tracing` span to take it from); the request's failures are on its span instead.
+//! `traceparent`, the sampler (`OTEL_TRACES_SAMPLER(_ARG)`), the resource and the scope. A log line
+//! written inside a tracking request or a writer batch carries no trace id (there is no `tracing`
+//! span to take it from); failures are on the spans instead.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -77,13 +79,13 @@ impl Parent {
 pub enum Kind {
     Internal = 1,
     Server = 2,
+    Client = 3,
 }
 
-/// An attribute value. Strings the code already owns as `'static` cost nothing to record.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    Static(&'static str),
-    Str(String),
+/// An attribute value, encoded when set.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value<'a> {
+    Str(&'a str),
     Ip(IpAddr),
     Int(i64),
     Bool(bool),
@@ -105,8 +107,8 @@ struct Live {
     /// The parent came from another process (`traceparent`).
     remote_parent: bool,
     start_ns: u64,
-    end_ns: u64,
-    attrs: Vec<(&'static str, Value)>,
+    /// The encoded `attributes` (field 9) and `links` (field 13) of the span, in the order set.
+    fields: Vec<u8>,
     /// Status ERROR with this message, plus an `exception` event when a type is given.
     error: Option<(Option<&'static str>, String)>,
 }
@@ -143,8 +145,7 @@ impl LaneSpan {
             name,
             kind,
             start_ns: now_ns(),
-            end_ns: 0,
-            attrs: Vec::with_capacity(12),
+            fields: Vec::with_capacity(FIELDS_CAPACITY),
             error: None,
         })))
     }
@@ -159,8 +160,7 @@ impl LaneSpan {
                 name,
                 kind,
                 start_ns: now_ns(),
-                end_ns: 0,
-                attrs: Vec::with_capacity(12),
+                fields: Vec::with_capacity(FIELDS_CAPACITY),
                 error: None,
             }))),
             _ => LaneSpan(None),
@@ -176,20 +176,27 @@ impl LaneSpan {
         self.0.is_some()
     }
 
-    /// Sets `key` (a later value replaces an earlier one).
-    pub fn set(&mut self, key: &'static str, value: Value) {
+    /// Adds attribute `key` (set each key once: a span's attributes are encoded as they come).
+    pub fn set(&mut self, key: &'static str, value: Value<'_>) {
         if let Some(live) = &mut self.0 {
-            match live.attrs.iter_mut().find(|(k, _)| *k == key) {
-                Some(slot) => slot.1 = value,
-                None => live.attrs.push((key, value)),
-            }
+            key_value(&mut live.fields, 9, key, value);
         }
     }
 
-    /// Sets a string attribute, copying it only when recorded.
+    /// Adds a string attribute.
     pub fn set_str(&mut self, key: &'static str, value: &str) {
-        if self.0.is_some() {
-            self.set(key, Value::Str(value.to_string()));
+        self.set(key, Value::Str(value));
+    }
+
+    /// Adds a span link to `to` (a span of another trace of this process).
+    pub fn link(&mut self, to: SpanRef) {
+        if let Some(live) = &mut self.0 {
+            tag(&mut live.fields, 13, LEN);
+            varint(&mut live.fields, (field_len(16) + field_len(8) + 5) as u64);
+            bytes_field(&mut live.fields, 1, &to.trace_id.to_be_bytes());
+            bytes_field(&mut live.fields, 2, &to.span_id.to_be_bytes());
+            tag(&mut live.fields, 6, FIXED32);
+            live.fields.extend_from_slice(&0x101u32.to_le_bytes());
         }
     }
 
@@ -213,29 +220,23 @@ impl LaneSpan {
 
 impl Drop for LaneSpan {
     fn drop(&mut self) {
-        if let (Some(mut live), Some(lane)) = (self.0.take(), LANE.get()) {
-            live.end_ns = now_ns();
-            lane.push(*live);
+        if let (Some(live), Some(lane)) = (self.0.take(), LANE.get()) {
+            let end_ns = now_ns();
+            SCRATCH.with_borrow_mut(|scratch| {
+                scratch.clear();
+                encode_span(&live, end_ns, scratch);
+                lane.push(scratch);
+            });
         }
     }
 }
 
-/// Adds a span link to each of `spans` on the `tracing` span `to` (the batch INSERT's), if recorded.
-pub fn link_all(to: &tracing::Span, spans: &[SpanRef]) {
-    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
-    use tracing_opentelemetry::OpenTelemetrySpanExt;
-    if to.is_disabled() {
-        return;
-    }
-    for span in spans {
-        to.add_link(SpanContext::new(
-            TraceId::from(span.trace_id),
-            SpanId::from(span.span_id),
-            TraceFlags::SAMPLED,
-            true,
-            TraceState::NONE,
-        ));
-    }
+/// Initial room for a span's attributes: a tracking hit's SERVER span needs ~400 bytes.
+const FIELDS_CAPACITY: usize = 512;
+
+thread_local! {
+    /// Where an ending span is encoded before it is appended to the queue.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(2048));
 }
 
 fn now_ns() -> u64 {
@@ -309,7 +310,7 @@ impl Sampler {
 
 /// The running lane: the queue and its exporter thread.
 struct Lane {
-    queue: Mutex<Vec<Live>>,
+    queue: Mutex<Queued>,
     ready: Condvar,
     sampler: Sampler,
     limit: usize,
@@ -323,16 +324,23 @@ struct Lane {
 
 static LANE: OnceLock<Lane> = OnceLock::new();
 
+/// Ended spans, each already encoded as a `spans` field (2) of `ScopeSpans`.
+struct Queued {
+    bytes: Vec<u8>,
+    spans: usize,
+}
+
 impl Lane {
-    fn push(&self, span: Live) {
+    fn push(&self, span: &[u8]) {
         let Ok(mut queue) = self.queue.lock() else { return };
-        if queue.len() >= self.limit {
+        if queue.spans >= self.limit {
             drop(queue);
             self.stats.lane_queue_full(self.limit);
             return;
         }
-        queue.push(span);
-        if queue.len() == self.batch {
+        bytes_field(&mut queue.bytes, 2, span);
+        queue.spans += 1;
+        if queue.spans == self.batch {
             self.ready.notify_one();
         }
     }
@@ -377,7 +385,7 @@ pub(crate) fn start(
     let client = ObservedClient::new(target, stats.clone())?;
     let encoder = Encoder::new(resource);
     let lane = Lane {
-        queue: Mutex::new(Vec::with_capacity(settings.batch)),
+        queue: Mutex::new(Queued { bytes: Vec::with_capacity(settings.batch * 512), spans: 0 }),
         ready: Condvar::new(),
         sampler: settings.sampler,
         limit: settings.queue,
@@ -401,13 +409,13 @@ pub(crate) fn start(
 
 fn export_loop(client: &ObservedClient, encoder: &Encoder, url: &str, headers: &[(String, String)], delay: Duration) {
     let Some(lane) = LANE.get() else { return };
-    let mut batch: Vec<Live> = Vec::with_capacity(lane.batch);
-    let mut body = Vec::with_capacity(64 * 1024);
+    let mut spans = Vec::with_capacity(lane.batch * 512);
+    let gzip = super::export::lane_gzip();
     loop {
-        {
+        let count = {
             let Ok(mut queue) = lane.queue.lock() else { return };
             let deadline = std::time::Instant::now() + delay;
-            while queue.len() < lane.batch
+            while queue.spans < lane.batch
                 && !lane.stopping.load(Ordering::Relaxed)
                 && !lane.flush_requested.load(Ordering::Relaxed)
             {
@@ -420,21 +428,22 @@ fn export_loop(client: &ObservedClient, encoder: &Encoder, url: &str, headers: &
                     Err(_) => return,
                 };
             }
-            let take = queue.len().min(lane.batch);
-            batch.extend(queue.drain(..take));
-        }
-        if !batch.is_empty() {
-            body.clear();
-            encoder.encode(&batch, &mut body);
-            let count = batch.len();
-            batch.clear();
+            // Everything queued goes: at least a batch when the batch size woke us, at most the queue.
+            std::mem::swap(&mut queue.bytes, &mut spans);
+            std::mem::take(&mut queue.spans)
+        };
+        if count > 0 {
+            let body = encoder.request(&spans, gzip);
+            spans.clear();
             let mut request =
                 Request::builder().method("POST").uri(url).header("content-type", "application/x-protobuf");
+            if gzip {
+                request = request.header("content-encoding", "gzip");
+            }
             for (name, value) in headers {
                 request = request.header(name.as_str(), value.as_str());
             }
-            let sent = std::mem::replace(&mut body, Vec::with_capacity(64 * 1024));
-            match request.body(Bytes::from(sent)) {
+            match request.body(Bytes::from(body)) {
                 Ok(request) => match client.send(request) {
                     Ok(response) if response.status().is_success() => lane.stats.lane_exported(count),
                     _ => lane.stats.lane_failed(count),
@@ -442,7 +451,7 @@ fn export_loop(client: &ObservedClient, encoder: &Encoder, url: &str, headers: &
                 Err(_) => lane.stats.lane_failed(count),
             }
         }
-        let empty = lane.queue.lock().map(|q| q.is_empty()).unwrap_or(true);
+        let empty = lane.queue.lock().map(|q| q.spans == 0).unwrap_or(true);
         if empty && lane.flush_requested.swap(false, Ordering::Relaxed) {
             lane.flushed.notify_all();
         }
@@ -459,7 +468,7 @@ pub(crate) fn shutdown(deadline: Duration) -> bool {
     lane.stopping.store(true, Ordering::Relaxed);
     lane.ready.notify_all();
     let Ok(queue) = lane.queue.lock() else { return false };
-    match lane.flushed.wait_timeout_while(queue, deadline, |q| !q.is_empty()) {
+    match lane.flushed.wait_timeout_while(queue, deadline, |q| q.spans > 0) {
         Ok((_, timeout)) => !timeout.timed_out(),
         Err(_) => false,
     }
@@ -479,17 +488,17 @@ struct Encoder {
 const LEN: u8 = 2;
 const VARINT: u8 = 0;
 const FIXED64: u8 = 1;
+const FIXED32: u8 = 5;
 
 impl Encoder {
     fn new(resource: &Resource) -> Encoder {
         let mut attrs = Vec::new();
         for (key, value) in resource.iter() {
-            let value = match value {
-                opentelemetry::Value::Bool(b) => Value::Bool(*b),
-                opentelemetry::Value::I64(i) => Value::Int(*i),
-                other => Value::Str(other.to_string()),
-            };
-            key_value(&mut attrs, 1, key.as_str(), &value);
+            match value {
+                opentelemetry::Value::Bool(b) => key_value(&mut attrs, 1, key.as_str(), Value::Bool(*b)),
+                opentelemetry::Value::I64(i) => key_value(&mut attrs, 1, key.as_str(), Value::Int(*i)),
+                other => key_value(&mut attrs, 1, key.as_str(), Value::Str(&other.to_string())),
+            }
         }
         let mut scope = Vec::new();
         string_field(&mut scope, 1, "server");
@@ -497,26 +506,43 @@ impl Encoder {
         Encoder { resource: attrs, scope, schema_url: resource.schema_url().map(str::to_string) }
     }
 
-    fn encode(&self, spans: &[Live], out: &mut Vec<u8>) {
-        let mut scope_spans = Vec::with_capacity(spans.len() * 512);
-        bytes_field(&mut scope_spans, 1, &self.scope);
-        let mut span_buf = Vec::with_capacity(1024);
-        for span in spans {
-            span_buf.clear();
-            encode_span(span, &mut span_buf);
-            bytes_field(&mut scope_spans, 2, &span_buf);
-        }
-        let mut resource_spans = Vec::with_capacity(scope_spans.len() + self.resource.len() + 64);
-        bytes_field(&mut resource_spans, 1, &self.resource);
-        bytes_field(&mut resource_spans, 2, &scope_spans);
+    /// The request body around `spans` (encoded `ScopeSpans.spans` fields), gzipped as a stream
+    /// when `gzip`: the spans are never copied into an enclosing message first.
+    fn request(&self, spans: &[u8], gzip: bool) -> Vec<u8> {
+        let scope_spans_len = field_len(self.scope.len()) + spans.len();
+        let schema = self.schema_url.as_deref().map_or(0, |url| field_len(url.len()));
+        let resource_spans_len = field_len(self.resource.len()) + field_len(scope_spans_len) + schema;
+        let mut head = Vec::with_capacity(32 + self.resource.len() + self.scope.len());
+        tag(&mut head, 1, LEN);
+        varint(&mut head, resource_spans_len as u64);
+        bytes_field(&mut head, 1, &self.resource);
+        tag(&mut head, 2, LEN);
+        varint(&mut head, scope_spans_len as u64);
+        bytes_field(&mut head, 1, &self.scope);
+        let mut tail = Vec::new();
         if let Some(url) = &self.schema_url {
-            string_field(&mut resource_spans, 3, url);
+            string_field(&mut tail, 3, url);
         }
-        bytes_field(out, 1, &resource_spans);
+        if gzip {
+            use std::io::Write;
+            let mut gz =
+                flate2::write::GzEncoder::new(Vec::with_capacity(spans.len() / 3), flate2::Compression::fast());
+            let written = gz.write_all(&head).and_then(|()| gz.write_all(spans)).and_then(|()| gz.write_all(&tail));
+            if written.is_ok()
+                && let Ok(body) = gz.finish()
+            {
+                return body;
+            }
+        }
+        let mut body = Vec::with_capacity(head.len() + spans.len() + tail.len());
+        body.extend_from_slice(&head);
+        body.extend_from_slice(spans);
+        body.extend_from_slice(&tail);
+        body
     }
 }
 
-fn encode_span(span: &Live, out: &mut Vec<u8>) {
+fn encode_span(span: &Live, end_ns: u64, out: &mut Vec<u8>) {
     bytes_field(out, 1, &span.id.trace_id.to_be_bytes());
     bytes_field(out, 2, &span.id.span_id.to_be_bytes());
     if span.parent_span_id != 0 {
@@ -532,23 +558,22 @@ fn encode_span(span: &Live, out: &mut Vec<u8>) {
             out.extend_from_slice(route.as_bytes());
         }
     }
+    let end_ns = end_ns.max(span.start_ns);
     tag(out, 6, VARINT);
     varint(out, span.kind as u64);
     tag(out, 7, FIXED64);
     out.extend_from_slice(&span.start_ns.to_le_bytes());
     tag(out, 8, FIXED64);
-    out.extend_from_slice(&span.end_ns.max(span.start_ns).to_le_bytes());
-    for (key, value) in &span.attrs {
-        key_value(out, 9, key, value);
-    }
+    out.extend_from_slice(&end_ns.to_le_bytes());
+    out.extend_from_slice(&span.fields);
     if let Some((error_type, message)) = &span.error {
         if let Some(error_type) = error_type {
             let mut event = Vec::with_capacity(64 + message.len());
             tag(&mut event, 1, FIXED64);
-            event.extend_from_slice(&span.end_ns.max(span.start_ns).to_le_bytes());
+            event.extend_from_slice(&end_ns.to_le_bytes());
             string_field(&mut event, 2, "exception");
-            key_value(&mut event, 3, super::names::EXCEPTION_TYPE, &Value::Static(error_type));
-            key_value(&mut event, 3, super::names::EXCEPTION_MESSAGE, &Value::Str(message.clone()));
+            key_value(&mut event, 3, super::names::EXCEPTION_TYPE, Value::Str(error_type));
+            key_value(&mut event, 3, super::names::EXCEPTION_MESSAGE, Value::Str(message));
             bytes_field(out, 11, &event);
         }
         let mut status = Vec::with_capacity(8 + message.len());
@@ -561,34 +586,43 @@ fn encode_span(span: &Live, out: &mut Vec<u8>) {
     }
     // flags: sampled (bit 0), and whether the parent is remote known (bit 8), with its value (bit 9).
     let flags: u32 = if span.remote_parent { 0x301 } else { 0x101 };
-    tag(out, 16, 5);
+    tag(out, 16, FIXED32);
     out.extend_from_slice(&flags.to_le_bytes());
 }
 
-fn key_value(out: &mut Vec<u8>, field: u32, key: &str, value: &Value) {
-    let mut any = Vec::with_capacity(48);
-    match value {
-        Value::Static(s) => string_field(&mut any, 1, s),
-        Value::Str(s) => string_field(&mut any, 1, s),
+/// Bytes of a length-delimited field of `len` bytes whose field number is below 16.
+fn field_len(len: usize) -> usize {
+    1 + varint_len(len as u64) + len
+}
+
+fn key_value(out: &mut Vec<u8>, field: u32, key: &str, value: Value<'_>) {
+    let mut ip_text = String::new();
+    let any_len = match value {
+        Value::Str(s) => field_len(s.len()),
         Value::Ip(ip) => {
-            let mut text = String::with_capacity(39);
-            let _ = write!(text, "{ip}");
-            string_field(&mut any, 1, &text);
+            let _ = write!(ip_text, "{ip}");
+            field_len(ip_text.len())
         }
+        Value::Bool(b) => 1 + varint_len(u64::from(b)),
+        Value::Int(i) => 1 + varint_len(i as u64),
+    };
+    tag(out, field, LEN);
+    varint(out, (field_len(key.len()) + field_len(any_len)) as u64);
+    string_field(out, 1, key);
+    tag(out, 2, LEN);
+    varint(out, any_len as u64);
+    match value {
+        Value::Str(s) => string_field(out, 1, s),
+        Value::Ip(_) => string_field(out, 1, &ip_text),
         Value::Bool(b) => {
-            tag(&mut any, 2, VARINT);
-            varint(&mut any, u64::from(*b));
+            tag(out, 2, VARINT);
+            varint(out, u64::from(b));
         }
         Value::Int(i) => {
-            tag(&mut any, 3, VARINT);
-            varint(&mut any, *i as u64);
+            tag(out, 3, VARINT);
+            varint(out, i as u64);
         }
     }
-    tag(out, field, LEN);
-    let len = 1 + varint_len(key.len() as u64) + key.len() + 1 + varint_len(any.len() as u64) + any.len();
-    varint(out, len as u64);
-    string_field(out, 1, key);
-    bytes_field(out, 2, &any);
 }
 
 fn tag(out: &mut Vec<u8>, field: u32, wire: u8) {
@@ -625,69 +659,86 @@ mod tests {
 
     use super::*;
 
-    fn live(name: Name, parent_span_id: u64, attrs: Vec<(&'static str, Value)>) -> Live {
-        Live {
+    fn live(name: Name, parent_span_id: u64, kind: Kind) -> LaneSpan {
+        LaneSpan(Some(Box::new(Live {
             id: SpanRef { trace_id: 0x0123_4567_89ab_cdef_0011_2233_4455_6677, span_id: 0x1122_3344_5566_7788 },
             parent_span_id,
             remote_parent: false,
             name,
-            kind: Kind::Server,
+            kind,
             start_ns: 1_700_000_000_000_000_000,
-            end_ns: 1_700_000_000_000_500_000,
-            attrs,
+            fields: Vec::new(),
             error: None,
-        }
+        })))
+    }
+
+    /// What the lane would queue for `span`, ended at `end_ns`.
+    fn queued(mut span: LaneSpan, end_ns: u64, into: &mut Vec<u8>) {
+        let live = span.0.take().unwrap();
+        let mut encoded = Vec::new();
+        encode_span(&live, end_ns, &mut encoded);
+        bytes_field(into, 2, &encoded);
+    }
+
+    fn decode(body: &[u8], gzip: bool) -> ExportTraceServiceRequest {
+        let plain = if gzip {
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(body), &mut out).unwrap();
+            out
+        } else {
+            body.to_vec()
+        };
+        ExportTraceServiceRequest::decode(plain.as_slice()).expect("valid protobuf")
     }
 
     #[test]
     fn spans_encode_as_an_otlp_request_that_prost_decodes() {
         let resource = Resource::builder_empty().with_service_name("server").build();
         let encoder = Encoder::new(&resource);
-        let mut with_error = live(Name::Static("track_pageview"), 0x99, vec![("pageview.created", Value::Bool(false))]);
-        with_error.kind = Kind::Internal;
-        with_error.error = Some((Some("internal_error"), "database unavailable".into()));
-        let spans = vec![
-            live(
-                Name::MethodRoute("GET", "/api/v1/pv"),
-                0,
-                vec![
-                    ("http.request.method", Value::Static("GET")),
-                    ("client.address", Value::Ip("192.0.2.7".parse().unwrap())),
-                    ("http.response.status_code", Value::Int(200)),
-                    ("url.path", Value::Str("/api/v1/pv".repeat(20))),
-                ],
-            ),
-            with_error,
-        ];
-        let mut body = Vec::new();
-        encoder.encode(&spans, &mut body);
-        let request = ExportTraceServiceRequest::decode(body.as_slice()).expect("valid protobuf");
-        let resource_spans = &request.resource_spans[0];
-        let service = &resource_spans.resource.as_ref().unwrap().attributes[0];
-        assert_eq!(service.key, "service.name");
-        let scope = &resource_spans.scope_spans[0];
-        assert_eq!(scope.scope.as_ref().unwrap().name, "server");
-        let server = &scope.spans[0];
-        assert_eq!(server.name, "GET /api/v1/pv");
-        assert_eq!(hex::encode(&server.trace_id), "0123456789abcdef0011223344556677");
-        assert_eq!(hex::encode(&server.span_id), "1122334455667788");
-        assert!(server.parent_span_id.is_empty());
-        assert_eq!(server.kind, 2);
-        assert_eq!(server.end_time_unix_nano - server.start_time_unix_nano, 500_000);
-        let attr = |span: &opentelemetry_proto::tonic::trace::v1::Span, key: &str| {
-            span.attributes.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.clone()).and_then(|v| v.value)
-        };
-        assert_eq!(attr(server, "client.address"), Some(any_value::Value::StringValue("192.0.2.7".into())));
-        assert_eq!(attr(server, "http.response.status_code"), Some(any_value::Value::IntValue(200)));
-        assert_eq!(attr(server, "url.path"), Some(any_value::Value::StringValue("/api/v1/pv".repeat(20))));
-        let track = &scope.spans[1];
-        assert_eq!(track.name, "track_pageview");
-        assert_eq!(hex::encode(&track.parent_span_id), "0000000000000099");
-        assert_eq!(attr(track, "pageview.created"), Some(any_value::Value::BoolValue(false)));
-        let status = track.status.as_ref().unwrap();
-        assert_eq!((status.code, status.message.as_str()), (2, "database unavailable"));
-        assert_eq!(track.events[0].name, "exception");
-        assert_eq!(track.events[0].attributes.len(), 2);
+        let mut server = live(Name::MethodRoute("GET", "/api/v1/pv"), 0, Kind::Server);
+        server.set_str("http.request.method", "GET");
+        server.set("client.address", Value::Ip("192.0.2.7".parse().unwrap()));
+        server.set("http.response.status_code", Value::Int(200));
+        server.set_str("url.path", &"/api/v1/pv".repeat(20));
+        server.link(SpanRef { trace_id: 7, span_id: 8 });
+        let mut track = live(Name::Static("track_pageview"), 0x99, Kind::Internal);
+        track.set("pageview.created", Value::Bool(false));
+        track.error("internal_error", "database unavailable");
+        let mut spans = Vec::new();
+        queued(server, 1_700_000_000_000_500_000, &mut spans);
+        queued(track, 1_700_000_000_000_600_000, &mut spans);
+        for gzip in [false, true] {
+            let request = decode(&encoder.request(&spans, gzip), gzip);
+            let resource_spans = &request.resource_spans[0];
+            let service = &resource_spans.resource.as_ref().unwrap().attributes[0];
+            assert_eq!(service.key, "service.name");
+            let scope = &resource_spans.scope_spans[0];
+            assert_eq!(scope.scope.as_ref().unwrap().name, "server");
+            let server = &scope.spans[0];
+            assert_eq!(server.name, "GET /api/v1/pv");
+            assert_eq!(hex::encode(&server.trace_id), "0123456789abcdef0011223344556677");
+            assert_eq!(hex::encode(&server.span_id), "1122334455667788");
+            assert!(server.parent_span_id.is_empty());
+            assert_eq!(server.kind, 2);
+            assert_eq!(server.end_time_unix_nano - server.start_time_unix_nano, 500_000);
+            let attr = |span: &opentelemetry_proto::tonic::trace::v1::Span, key: &str| {
+                span.attributes.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.clone()).and_then(|v| v.value)
+            };
+            assert_eq!(attr(server, "client.address"), Some(any_value::Value::StringValue("192.0.2.7".into())));
+            assert_eq!(attr(server, "http.response.status_code"), Some(any_value::Value::IntValue(200)));
+            assert_eq!(attr(server, "url.path"), Some(any_value::Value::StringValue("/api/v1/pv".repeat(20))));
+            assert_eq!(server.links.len(), 1);
+            assert_eq!(hex::encode(&server.links[0].trace_id), format!("{:032x}", 7));
+            assert_eq!(hex::encode(&server.links[0].span_id), format!("{:016x}", 8));
+            let track = &scope.spans[1];
+            assert_eq!(track.name, "track_pageview");
+            assert_eq!(hex::encode(&track.parent_span_id), "0000000000000099");
+            assert_eq!(attr(track, "pageview.created"), Some(any_value::Value::BoolValue(false)));
+            let status = track.status.as_ref().unwrap();
+            assert_eq!((status.code, status.message.as_str()), (2, "database unavailable"));
+            assert_eq!(track.events[0].name, "exception");
+            assert_eq!(track.events[0].attributes.len(), 2);
+        }
     }
 
     #[test]

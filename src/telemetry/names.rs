@@ -15,6 +15,9 @@ pub use opentelemetry_semantic_conventions::attribute::{
     HTTP_ROUTE, NETWORK_PROTOCOL_VERSION, SERVER_ADDRESS, SERVER_PORT, URL_FULL, URL_PATH, URL_SCHEME,
     USER_AGENT_ORIGINAL,
 };
+pub use opentelemetry_semantic_conventions::attribute::{
+    DB_COLLECTION_NAME, DB_OPERATION_NAME, DB_QUERY_TEXT, DB_SYSTEM_NAME,
+};
 
 pub const PAGEVIEW_SITE_IDENTIFIER: &str = "pageview.site_identifier";
 pub const PAGEVIEW_HOSTNAME: &str = "pageview.hostname";

@@ -177,8 +177,8 @@ async fn track(
     let parent = lane.and_then(|Extension(LaneParent(parent))| parent);
     let mut span = LaneSpan::child_of(parent, Name::Static(names::TRACK_PAGEVIEW), Kind::Internal);
     match method {
-        Method::GET => span.set(names::PAGEVIEW_METHOD, Value::Static("GET")),
-        Method::POST => span.set(names::PAGEVIEW_METHOD, Value::Static("POST")),
+        Method::GET => span.set(names::PAGEVIEW_METHOD, Value::Str("GET")),
+        Method::POST => span.set(names::PAGEVIEW_METHOD, Value::Str("POST")),
         ref other => span.set_str(names::PAGEVIEW_METHOD, other.as_str()),
     }
     let started = std::time::Instant::now();
@@ -189,7 +189,7 @@ async fn track(
         }
         Err((code, err)) => {
             telemetry::metrics::pageview_rejected(code, started.elapsed());
-            span.set(names::PAGEVIEW_ERROR, Value::Static(code));
+            span.set(names::PAGEVIEW_ERROR, Value::Str(code));
             if matches!(err, ApiError::Internal(_) | ApiError::Unavailable) {
                 // The cause goes to the span (server-side only), never to the response body.
                 let message = match &err {
