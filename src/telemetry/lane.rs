@@ -17,7 +17,6 @@
 //! written inside a tracking request or a writer batch carries no trace id (there is no `tracing`
 //! span to take it from); failures are on the spans instead.
 
-use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
@@ -26,6 +25,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use opentelemetry_http::{Bytes, Request};
 use opentelemetry_sdk::Resource;
 use rand::Rng;
+use smallvec::SmallVec;
 
 use super::export::{ExportStats, ObservedClient, Target};
 
@@ -107,8 +107,10 @@ struct Live {
     /// The parent came from another process (`traceparent`).
     remote_parent: bool,
     start_ns: u64,
-    /// The encoded `attributes` (field 9) and `links` (field 13) of the span, in the order set.
-    fields: Vec<u8>,
+    /// The encoded `attributes` (field 9) and `links` (field 13) of the span, in the order set;
+    /// inline up to [`FIELDS_INLINE`] bytes (a tracking hit's spans fit), so recording allocates
+    /// nothing.
+    fields: SmallVec<[u8; FIELDS_INLINE]>,
     /// Status ERROR with this message, plus an `exception` event when a type is given.
     error: Option<(Option<&'static str>, String)>,
 }
@@ -116,7 +118,7 @@ struct Live {
 /// A span of the fast lane. Inert (every call a no-op) when export is off or the sampler said no.
 /// Ends when dropped, so every early return still exports it.
 #[derive(Debug)]
-pub struct LaneSpan(Option<Box<Live>>);
+pub struct LaneSpan(Option<Live>);
 
 impl LaneSpan {
     /// A span that records nothing.
@@ -138,31 +140,31 @@ impl LaneSpan {
         if !sampled {
             return LaneSpan(None);
         }
-        LaneSpan(Some(Box::new(Live {
+        LaneSpan(Some(Live {
             id: SpanRef { trace_id, span_id: new_span_id() },
             parent_span_id,
             remote_parent,
             name,
             kind,
             start_ns: now_ns(),
-            fields: Vec::with_capacity(FIELDS_CAPACITY),
+            fields: SmallVec::new(),
             error: None,
-        })))
+        }))
     }
 
     /// Starts a child of the recorded span `parent` (inert when there is none).
     pub fn child_of(parent: Option<SpanRef>, name: Name, kind: Kind) -> LaneSpan {
         match (parent, LANE.get()) {
-            (Some(parent), Some(_)) => LaneSpan(Some(Box::new(Live {
+            (Some(parent), Some(_)) => LaneSpan(Some(Live {
                 id: SpanRef { trace_id: parent.trace_id, span_id: new_span_id() },
                 parent_span_id: parent.span_id,
                 remote_parent: false,
                 name,
                 kind,
                 start_ns: now_ns(),
-                fields: Vec::with_capacity(FIELDS_CAPACITY),
+                fields: SmallVec::new(),
                 error: None,
-            }))),
+            })),
             _ => LaneSpan(None),
         }
     }
@@ -196,7 +198,7 @@ impl LaneSpan {
             bytes_field(&mut live.fields, 1, &to.trace_id.to_be_bytes());
             bytes_field(&mut live.fields, 2, &to.span_id.to_be_bytes());
             tag(&mut live.fields, 6, FIXED32);
-            live.fields.extend_from_slice(&0x101u32.to_le_bytes());
+            live.fields.put_all(&0x101u32.to_le_bytes());
         }
     }
 
@@ -221,23 +223,13 @@ impl LaneSpan {
 impl Drop for LaneSpan {
     fn drop(&mut self) {
         if let (Some(live), Some(lane)) = (self.0.take(), LANE.get()) {
-            let end_ns = now_ns();
-            SCRATCH.with_borrow_mut(|scratch| {
-                scratch.clear();
-                encode_span(&live, end_ns, scratch);
-                lane.push(scratch);
-            });
+            lane.push(&live, now_ns());
         }
     }
 }
 
-/// Initial room for a span's attributes: a tracking hit's SERVER span needs ~400 bytes.
-const FIELDS_CAPACITY: usize = 512;
-
-thread_local! {
-    /// Where an ending span is encoded before it is appended to the queue.
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(2048));
-}
+/// Inline room for a span's attributes: a tracking hit's SERVER span needs ~450 bytes.
+const FIELDS_INLINE: usize = 640;
 
 fn now_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
@@ -331,14 +323,21 @@ struct Queued {
 }
 
 impl Lane {
-    fn push(&self, span: &[u8]) {
+    /// Encodes `span` straight into the queue (one copy of its attributes, under the lock).
+    fn push(&self, span: &Live, end_ns: u64) {
+        let error = span.error.as_ref().map(|(error_type, message)| encode_error(*error_type, message, end_ns));
+        let len = span_len(span, error.as_deref());
         let Ok(mut queue) = self.queue.lock() else { return };
         if queue.spans >= self.limit {
             drop(queue);
             self.stats.lane_queue_full(self.limit);
             return;
         }
-        bytes_field(&mut queue.bytes, 2, span);
+        tag(&mut queue.bytes, 2, LEN);
+        varint(&mut queue.bytes, len as u64);
+        let start = queue.bytes.len();
+        encode_span(span, end_ns, error.as_deref(), &mut queue.bytes);
+        debug_assert_eq!(queue.bytes.len() - start, len);
         queue.spans += 1;
         if queue.spans == self.batch {
             self.ready.notify_one();
@@ -401,10 +400,24 @@ pub(crate) fn start(
     let url = target.url.clone();
     let headers = target.all_headers();
     let delay = settings.delay;
-    std::thread::Builder::new()
-        .name("telemetry-lane".into())
-        .spawn(move || export_loop(&client, &encoder, &url, &headers, delay))?;
+    std::thread::Builder::new().name("telemetry-lane".into()).spawn(move || {
+        yield_to_requests();
+        export_loop(&client, &encoder, &url, &headers, delay);
+    })?;
     Ok(())
+}
+
+/// Lowers this thread's scheduling priority (nice 19): encoding and gzip are background work, and
+/// under load the requests whose spans they are should get the CPU first. The exporter catches up
+/// in the gaps; should it fall behind for long, the bounded queue drops (and counts) spans rather
+/// than slow a request.
+fn yield_to_requests() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority on the calling thread (Linux: `who` = thread id) changes only its nice value.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
+    }
 }
 
 fn export_loop(client: &ObservedClient, encoder: &Encoder, url: &str, headers: &[(String, String)], delay: Duration) {
@@ -542,49 +555,78 @@ impl Encoder {
     }
 }
 
-fn encode_span(span: &Live, end_ns: u64, out: &mut Vec<u8>) {
+/// A span's `events` (the exception, when typed) and `status` fields, encoded.
+fn encode_error(error_type: Option<&'static str>, message: &str, end_ns: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(96 + 2 * message.len());
+    if let Some(error_type) = error_type {
+        let mut event = Vec::with_capacity(64 + message.len());
+        tag(&mut event, 1, FIXED64);
+        event.extend_from_slice(&end_ns.to_le_bytes());
+        string_field(&mut event, 2, "exception");
+        key_value(&mut event, 3, super::names::EXCEPTION_TYPE, Value::Str(error_type));
+        key_value(&mut event, 3, super::names::EXCEPTION_MESSAGE, Value::Str(message));
+        bytes_field(&mut out, 11, &event);
+    }
+    let mut status = Vec::with_capacity(8 + message.len());
+    if !message.is_empty() {
+        string_field(&mut status, 2, message);
+    }
+    tag(&mut status, 3, VARINT);
+    varint(&mut status, 2); // STATUS_CODE_ERROR
+    bytes_field(&mut out, 15, &status);
+    out
+}
+
+fn name_len(name: Name) -> usize {
+    match name {
+        Name::Static(name) => name.len(),
+        Name::MethodRoute(method, route) => method.len() + 1 + route.len(),
+    }
+}
+
+/// The encoded length of what [`encode_span`] writes.
+fn span_len(span: &Live, error: Option<&[u8]>) -> usize {
+    field_len(16)
+        + field_len(8)
+        + if span.parent_span_id != 0 { field_len(8) } else { 0 }
+        + field_len(name_len(span.name))
+        + 1
+        + varint_len(span.kind as u64)
+        + 2 * (1 + 8)
+        + span.fields.len()
+        + error.map_or(0, <[u8]>::len)
+        + 2
+        + 4
+}
+
+fn encode_span(span: &Live, end_ns: u64, error: Option<&[u8]>, out: &mut Vec<u8>) {
     bytes_field(out, 1, &span.id.trace_id.to_be_bytes());
     bytes_field(out, 2, &span.id.span_id.to_be_bytes());
     if span.parent_span_id != 0 {
         bytes_field(out, 4, &span.parent_span_id.to_be_bytes());
     }
+    tag(out, 5, LEN);
+    varint(out, name_len(span.name) as u64);
     match span.name {
-        Name::Static(name) => string_field(out, 5, name),
+        Name::Static(name) => out.extend_from_slice(name.as_bytes()),
         Name::MethodRoute(method, route) => {
-            tag(out, 5, LEN);
-            varint(out, (method.len() + 1 + route.len()) as u64);
             out.extend_from_slice(method.as_bytes());
             out.push(b' ');
             out.extend_from_slice(route.as_bytes());
         }
     }
-    let end_ns = end_ns.max(span.start_ns);
     tag(out, 6, VARINT);
     varint(out, span.kind as u64);
     tag(out, 7, FIXED64);
     out.extend_from_slice(&span.start_ns.to_le_bytes());
     tag(out, 8, FIXED64);
-    out.extend_from_slice(&end_ns.to_le_bytes());
+    out.extend_from_slice(&end_ns.max(span.start_ns).to_le_bytes());
     out.extend_from_slice(&span.fields);
-    if let Some((error_type, message)) = &span.error {
-        if let Some(error_type) = error_type {
-            let mut event = Vec::with_capacity(64 + message.len());
-            tag(&mut event, 1, FIXED64);
-            event.extend_from_slice(&end_ns.to_le_bytes());
-            string_field(&mut event, 2, "exception");
-            key_value(&mut event, 3, super::names::EXCEPTION_TYPE, Value::Str(error_type));
-            key_value(&mut event, 3, super::names::EXCEPTION_MESSAGE, Value::Str(message));
-            bytes_field(out, 11, &event);
-        }
-        let mut status = Vec::with_capacity(8 + message.len());
-        if !message.is_empty() {
-            string_field(&mut status, 2, message);
-        }
-        tag(&mut status, 3, VARINT);
-        varint(&mut status, 2); // STATUS_CODE_ERROR
-        bytes_field(out, 15, &status);
+    if let Some(error) = error {
+        out.extend_from_slice(error);
     }
-    // flags: sampled (bit 0), and whether the parent is remote known (bit 8), with its value (bit 9).
+    // flags (field 16: a two-byte tag): sampled (bit 0), and whether the parent is remote known
+    // (bit 8), with its value (bit 9).
     let flags: u32 = if span.remote_parent { 0x301 } else { 0x101 };
     tag(out, 16, FIXED32);
     out.extend_from_slice(&flags.to_le_bytes());
@@ -595,14 +637,20 @@ fn field_len(len: usize) -> usize {
     1 + varint_len(len as u64) + len
 }
 
-fn key_value(out: &mut Vec<u8>, field: u32, key: &str, value: Value<'_>) {
-    let mut ip_text = String::new();
+fn key_value(out: &mut impl Sink, field: u32, key: &str, value: Value<'_>) {
+    let mut ip_buf = [0u8; 48];
+    let ip_text = match value {
+        Value::Ip(ip) => {
+            let mut cursor = std::io::Cursor::new(&mut ip_buf[..]);
+            let _ = std::io::Write::write_fmt(&mut cursor, format_args!("{ip}"));
+            let len = cursor.position() as usize;
+            &ip_buf[..len]
+        }
+        _ => &[][..],
+    };
     let any_len = match value {
         Value::Str(s) => field_len(s.len()),
-        Value::Ip(ip) => {
-            let _ = write!(ip_text, "{ip}");
-            field_len(ip_text.len())
-        }
+        Value::Ip(_) => field_len(ip_text.len()),
         Value::Bool(b) => 1 + varint_len(u64::from(b)),
         Value::Int(i) => 1 + varint_len(i as u64),
     };
@@ -613,7 +661,7 @@ fn key_value(out: &mut Vec<u8>, field: u32, key: &str, value: Value<'_>) {
     varint(out, any_len as u64);
     match value {
         Value::Str(s) => string_field(out, 1, s),
-        Value::Ip(_) => string_field(out, 1, &ip_text),
+        Value::Ip(_) => bytes_field(out, 1, ip_text),
         Value::Bool(b) => {
             tag(out, 2, VARINT);
             varint(out, u64::from(b));
@@ -625,29 +673,53 @@ fn key_value(out: &mut Vec<u8>, field: u32, key: &str, value: Value<'_>) {
     }
 }
 
-fn tag(out: &mut Vec<u8>, field: u32, wire: u8) {
+/// Where encoded bytes go: a `Vec` or a span's inline buffer.
+trait Sink {
+    fn put(&mut self, byte: u8);
+    fn put_all(&mut self, bytes: &[u8]);
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, byte: u8) {
+        self.push(byte);
+    }
+    fn put_all(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+impl<const N: usize> Sink for SmallVec<[u8; N]> {
+    fn put(&mut self, byte: u8) {
+        self.push(byte);
+    }
+    fn put_all(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+fn tag(out: &mut impl Sink, field: u32, wire: u8) {
     varint(out, (u64::from(field) << 3) | u64::from(wire));
 }
 
-fn varint(out: &mut Vec<u8>, mut value: u64) {
+fn varint(out: &mut impl Sink, mut value: u64) {
     while value >= 0x80 {
-        out.push((value as u8) | 0x80);
+        out.put((value as u8) | 0x80);
         value >>= 7;
     }
-    out.push(value as u8);
+    out.put(value as u8);
 }
 
 fn varint_len(value: u64) -> usize {
     ((64 - (value | 1).leading_zeros() as usize) + 6) / 7
 }
 
-fn bytes_field(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
+fn bytes_field(out: &mut impl Sink, field: u32, bytes: &[u8]) {
     tag(out, field, LEN);
     varint(out, bytes.len() as u64);
-    out.extend_from_slice(bytes);
+    out.put_all(bytes);
 }
 
-fn string_field(out: &mut Vec<u8>, field: u32, s: &str) {
+fn string_field(out: &mut impl Sink, field: u32, s: &str) {
     bytes_field(out, field, s.as_bytes());
 }
 
@@ -660,23 +732,25 @@ mod tests {
     use super::*;
 
     fn live(name: Name, parent_span_id: u64, kind: Kind) -> LaneSpan {
-        LaneSpan(Some(Box::new(Live {
+        LaneSpan(Some(Live {
             id: SpanRef { trace_id: 0x0123_4567_89ab_cdef_0011_2233_4455_6677, span_id: 0x1122_3344_5566_7788 },
             parent_span_id,
             remote_parent: false,
             name,
             kind,
             start_ns: 1_700_000_000_000_000_000,
-            fields: Vec::new(),
+            fields: SmallVec::new(),
             error: None,
-        })))
+        }))
     }
 
     /// What the lane would queue for `span`, ended at `end_ns`.
     fn queued(mut span: LaneSpan, end_ns: u64, into: &mut Vec<u8>) {
         let live = span.0.take().unwrap();
+        let error = live.error.as_ref().map(|(t, m)| encode_error(*t, m, end_ns));
         let mut encoded = Vec::new();
-        encode_span(&live, end_ns, &mut encoded);
+        encode_span(&live, end_ns, error.as_deref(), &mut encoded);
+        assert_eq!(encoded.len(), span_len(&live, error.as_deref()));
         bytes_field(into, 2, &encoded);
     }
 
