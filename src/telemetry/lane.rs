@@ -400,24 +400,10 @@ pub(crate) fn start(
     let url = target.url.clone();
     let headers = target.all_headers();
     let delay = settings.delay;
-    std::thread::Builder::new().name("telemetry-lane".into()).spawn(move || {
-        yield_to_requests();
-        export_loop(&client, &encoder, &url, &headers, delay);
-    })?;
+    std::thread::Builder::new()
+        .name("telemetry-lane".into())
+        .spawn(move || export_loop(&client, &encoder, &url, &headers, delay))?;
     Ok(())
-}
-
-/// Lowers this thread's scheduling priority (nice 19): encoding and gzip are background work, and
-/// under load the requests whose spans they are should get the CPU first. The exporter catches up
-/// in the gaps; should it fall behind for long, the bounded queue drops (and counts) spans rather
-/// than slow a request.
-fn yield_to_requests() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: setpriority on the calling thread (Linux: `who` = thread id) changes only its nice value.
-    unsafe {
-        let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
-    }
 }
 
 fn export_loop(client: &ObservedClient, encoder: &Encoder, url: &str, headers: &[(String, String)], delay: Duration) {
