@@ -97,7 +97,7 @@ impl PageviewInserter {
                 span.link(*request);
             }
         }
-        let result = match self {
+        match self {
             PageviewInserter::Pool { store, runtime } => {
                 runtime.block_on(store.insert_pageviews_batch(rows)).map_err(|err| {
                     let kind = super::error_type(&err);
@@ -111,8 +111,7 @@ impl PageviewInserter {
                 span.error("database", &err.to_string());
                 from_rusqlite(err)
             }),
-        };
-        result
+        }
     }
 }
 

@@ -308,9 +308,9 @@ struct Lane {
     limit: usize,
     batch: usize,
     stats: Arc<ExportStats>,
+    /// Set by [`shutdown`]: export what is queued, then stop.
     stopping: AtomicBool,
-    /// Set by [`flush`]: export what is queued now, then clear it.
-    flush_requested: AtomicBool,
+    /// Signalled when the exporter has stopped.
     flushed: Condvar,
 }
 
@@ -320,6 +320,8 @@ static LANE: OnceLock<Lane> = OnceLock::new();
 struct Queued {
     bytes: Vec<u8>,
     spans: usize,
+    /// Whether the exporter is sending spans it took from here.
+    sending: bool,
 }
 
 impl Lane {
@@ -384,14 +386,13 @@ pub(crate) fn start(
     let client = ObservedClient::new(target, stats.clone())?;
     let encoder = Encoder::new(resource);
     let lane = Lane {
-        queue: Mutex::new(Queued { bytes: Vec::with_capacity(settings.batch * 512), spans: 0 }),
+        queue: Mutex::new(Queued { bytes: Vec::with_capacity(settings.batch * 512), spans: 0, sending: false }),
         ready: Condvar::new(),
         sampler: settings.sampler,
         limit: settings.queue,
         batch: settings.batch,
         stats,
         stopping: AtomicBool::new(false),
-        flush_requested: AtomicBool::new(false),
         flushed: Condvar::new(),
     };
     if LANE.set(lane).is_err() {
@@ -414,10 +415,7 @@ fn export_loop(client: &ObservedClient, encoder: &Encoder, url: &str, headers: &
         let count = {
             let Ok(mut queue) = lane.queue.lock() else { return };
             let deadline = std::time::Instant::now() + delay;
-            while queue.spans < lane.batch
-                && !lane.stopping.load(Ordering::Relaxed)
-                && !lane.flush_requested.load(Ordering::Relaxed)
-            {
+            while queue.spans < lane.batch && !lane.stopping.load(Ordering::Relaxed) {
                 let left = deadline.saturating_duration_since(std::time::Instant::now());
                 if left.is_zero() {
                     break;
@@ -429,6 +427,7 @@ fn export_loop(client: &ObservedClient, encoder: &Encoder, url: &str, headers: &
             }
             // Everything queued goes: at least a batch when the batch size woke us, at most the queue.
             std::mem::swap(&mut queue.bytes, &mut spans);
+            queue.sending = queue.spans > 0;
             std::mem::take(&mut queue.spans)
         };
         if count > 0 {
@@ -450,11 +449,9 @@ fn export_loop(client: &ObservedClient, encoder: &Encoder, url: &str, headers: &
                 Err(_) => lane.stats.lane_failed(count),
             }
         }
-        let empty = lane.queue.lock().map(|q| q.spans == 0).unwrap_or(true);
-        if empty && lane.flush_requested.swap(false, Ordering::Relaxed) {
-            lane.flushed.notify_all();
-        }
-        if empty && lane.stopping.load(Ordering::Relaxed) {
+        let Ok(mut queue) = lane.queue.lock() else { return };
+        queue.sending = false;
+        if queue.spans == 0 && lane.stopping.load(Ordering::Relaxed) {
             lane.flushed.notify_all();
             return;
         }
@@ -464,10 +461,11 @@ fn export_loop(client: &ObservedClient, encoder: &Encoder, url: &str, headers: &
 /// Exports everything queued and stops the exporter, waiting at most `deadline`. Blocking.
 pub(crate) fn shutdown(deadline: Duration) -> bool {
     let Some(lane) = LANE.get() else { return true };
+    // Under the queue's lock, so the exporter can't miss the wake-up between its check and its wait.
+    let Ok(queue) = lane.queue.lock() else { return false };
     lane.stopping.store(true, Ordering::Relaxed);
     lane.ready.notify_all();
-    let Ok(queue) = lane.queue.lock() else { return false };
-    match lane.flushed.wait_timeout_while(queue, deadline, |q| q.spans > 0) {
+    match lane.flushed.wait_timeout_while(queue, deadline, |q| q.spans > 0 || q.sending) {
         Ok((_, timeout)) => !timeout.timed_out(),
         Err(_) => false,
     }
@@ -696,7 +694,7 @@ fn varint(out: &mut impl Sink, mut value: u64) {
 }
 
 fn varint_len(value: u64) -> usize {
-    ((64 - (value | 1).leading_zeros() as usize) + 6) / 7
+    (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 fn bytes_field(out: &mut impl Sink, field: u32, bytes: &[u8]) {
@@ -799,6 +797,34 @@ mod tests {
             assert_eq!(track.events[0].name, "exception");
             assert_eq!(track.events[0].attributes.len(), 2);
         }
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_instead_of_growing() {
+        let stats = ExportStats::new();
+        let lane = Lane {
+            queue: Mutex::new(Queued { bytes: Vec::new(), spans: 0, sending: false }),
+            ready: Condvar::new(),
+            sampler: Sampler::parse("", None),
+            limit: 3,
+            batch: 2,
+            stats: stats.clone(),
+            stopping: AtomicBool::new(false),
+            flushed: Condvar::new(),
+        };
+        let mut span = live(Name::Static("track_pageview"), 1, Kind::Internal);
+        span.set_str("pageview.path", "/");
+        let live = span.0.take().unwrap();
+        for _ in 0..5 {
+            lane.push(&live, live.start_ns + 1);
+        }
+        let queue = lane.queue.lock().unwrap();
+        assert_eq!(queue.spans, 3);
+        assert_eq!(stats.dropped_queue_full(), 2);
+        // What is queued is three `spans` fields, each one whole span.
+        let encoder = Encoder::new(&Resource::builder_empty().build());
+        let request = decode(&encoder.request(&queue.bytes, false), false);
+        assert_eq!(request.resource_spans[0].scope_spans[0].spans.len(), 3);
     }
 
     #[test]
