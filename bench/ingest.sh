@@ -18,7 +18,8 @@
 #   WARMUP         seconds of load right after each squirrel start, reported apart as "cold start"
 #                  and kept out of the main figures and row counts; 0 measures from the start [2]
 #   TELEMETRY      1: also run each backend (empty database) with telemetry on — every span
-#                  sampled, traces, metrics and logs exported over OTLP/HTTP to bench/otlp_sink.py
+#                  sampled, traces, metrics and logs exported over OTLP/HTTP to an nginx sink
+#                  (bench/otlp_sink.nginx.conf)
 #                  on loopback — right after the same run with it off, and report the difference;
 #                  0: telemetry off only [1]
 #   PAIRS          telemetry off/on pairs per backend, run alternately; the cost reported is the
@@ -433,28 +434,32 @@ SQL
 }
 
 # ---------------------------------------------------------------------------------------------------
-# The OTLP receiver for telemetry-on runs: bench/otlp_sink.py answers 200 to every export.
+# The OTLP receiver for telemetry-on runs: nginx (bench/otlp_sink.nginx.conf) answers 200 to every
+# export without decoding it and logs each one's path and size.
 
-SINK_PID="" SINK_PORT=""
+SINK_PID="" SINK_PORT="" SINK_DIR=""
 start_sink() {
-  local portfile=$TMP/otlp-sink.port
   [[ -n $SINK_PID ]] && kill -0 "$SINK_PID" 2>/dev/null && stop_pid "$SINK_PID" 5
-  rm -f "$portfile"
-  python3 "$BENCH_DIR/otlp_sink.py" "$portfile" >"$TMP/otlp-sink.out" 2>&1 &
+  SINK_PORT=$(free_port)
+  SINK_DIR=$TMP/otlp-sink-$SINK_PORT
+  mkdir -p "$SINK_DIR"
+  sed -e "s|@PORT@|$SINK_PORT|g" -e "s|@PREFIX@|$SINK_DIR|g" "$BENCH_DIR/otlp_sink.nginx.conf" >"$SINK_DIR/nginx.conf"
+  "$NGINX" -p "$SINK_DIR" -c "$SINK_DIR/nginx.conf" -e "$SINK_DIR/error.log" >"$SINK_DIR/stdout.log" 2>&1 &
   SINK_PID=$!
   PIDS+=("$SINK_PID")
-  local i
-  for ((i = 0; i < 50; i++)); do [[ -s $portfile ]] && break; sleep 0.1; done
-  [[ -s $portfile ]] || { fail "otlp_sink.py did not start: $(tail -3 "$TMP/otlp-sink.out")"; return 1; }
-  SINK_PORT=$(cat "$portfile")
+  if ! wait_http "http://127.0.0.1:$SINK_PORT/v1/ready" "$SINK_PID" 10; then
+    fail "the OTLP sink (nginx) did not start: $(tail -3 "$SINK_DIR/error.log" 2>/dev/null)"
+    return 1
+  fi
 }
-# Stops the sink and prints its one summary line (requests, bytes, per signal).
+# Stops the sink and prints one summary line (POST requests, body bytes, per signal).
 stop_sink() {
   stop_pid "$SINK_PID" 10
-  grep '^OTLP ' "$TMP/otlp-sink.out" | tail -1
+  awk '$1 ~ /^\/v1\/(traces|metrics|logs)$/ { n++; b += ($2 == "-" ? 0 : $2); k[$1]++ }
+    END { printf "OTLP requests=%d bytes=%d traces=%d metrics=%d logs=%d\n", n, b, k["/v1/traces"], k["/v1/metrics"], k["/v1/logs"] }' \
+    "$SINK_DIR/otlp.log"
 }
 
-# ---------------------------------------------------------------------------------------------------
 # One squirrel target: backend $1, $2 rows stored before the load, $3 = 1 for telemetry on.
 
 bench_squirrel() {
