@@ -6,9 +6,9 @@
 //! registry → `tracing-opentelemetry` → an SDK span → the batch processor → the proto conversion)
 //! cost ~40 µs of CPU per hit, most of a hit's own cost (`bench/README.md`). Here a span is a plain
 //! struct: ids from a thread-local RNG, each attribute encoded as protobuf the moment it is set
-//! (into one buffer per span: no allocation per value, nothing for another thread to free), and on
-//! end the whole span is encoded on the ending thread and appended to a bounded shared buffer under
-//! a mutex. One exporter thread wraps what has gathered into an `ExportTraceServiceRequest`, gzips it
+//! (into a buffer inside the span: no allocation, nothing for another thread to free), and on end
+//! the whole span is encoded by the ending thread straight into a bounded shared buffer, under a
+//! mutex. One exporter thread wraps what has gathered into an `ExportTraceServiceRequest`, gzips it
 //! as a stream and sends it with the traces exporter's own HTTP client (same URL, headers, timeout,
 //! failure reports and drop counts).
 //!

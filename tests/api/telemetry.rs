@@ -448,6 +448,49 @@ async fn a_pageview_traces_from_the_http_span_to_the_insert_and_flushes_on_sigte
 
 crate::on_both_backends!(a_pageview_traces_from_the_http_span_to_the_insert_and_flushes_on_sigterm);
 
+/// The hit's spans follow the sampler: with the default (parent-based), a caller's unsampled
+/// `traceparent` keeps them out of the export, while a hit without one is exported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsampled_caller_keeps_the_hits_spans_out() {
+    const UNSAMPLED_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+    let mut receiver = Receiver::start(Behaviour::Accept).await;
+    let db = TestDb::create(Backend::Sqlite).await;
+    let site = create_site(&db, &receiver.base());
+    let server = Server::start(squirrel(&db, &receiver.base()));
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", server.addr);
+    let unsampled = http
+        .get(format!("{base}/api/v1/pv?sid={site}&p=/unsampled"))
+        .header("traceparent", format!("00-{UNSAMPLED_TRACE}-b7ad6b7169203331-00"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsampled.status(), 200);
+    let sampled = http.get(format!("{base}/api/v1/pv?sid={site}&p=/sampled")).send().await.unwrap();
+    assert_eq!(sampled.status(), 200);
+    let (code, _, lines) = server.terminate();
+    assert_eq!(code, Some(0), "{lines:#?}");
+
+    let is_track_of =
+        |s: &Span, path: &str| s.name == "track_pageview" && s.attrs.get("pageview.path").is_some_and(|p| p == path);
+    receiver
+        .until("the sampled hit's spans", Duration::from_secs(10), |all| {
+            all.iter()
+                .filter(|r| r.path == "/v1/traces")
+                .flat_map(|r| decode_spans(&r.body))
+                .any(|s| is_track_of(&s, "/sampled"))
+        })
+        .await;
+    receiver.drain();
+    let spans = receiver.spans();
+    let sampled = find(&spans, "the sampled hit's SERVER span", |s| {
+        s.kind == KIND_SERVER && spans.iter().any(|t| is_track_of(t, "/sampled") && t.parent_id == s.span_id)
+    });
+    assert_eq!(sampled.name, "GET /api/v1/pv");
+    assert!(!spans.iter().any(|s| s.trace_id == UNSAMPLED_TRACE), "the unsampled caller's trace was exported");
+    assert!(!spans.iter().any(|s| is_track_of(s, "/unsampled")), "the unsampled hit's span was exported");
+}
+
 /// With the backend in `behaviour` (or down), tracking answers normally and fast, stores every
 /// acknowledged pageview, and the process exits promptly; returns the server's stderr.
 async fn tracking_is_unaffected_by(behaviour: Option<Behaviour>) -> Vec<String> {
