@@ -84,10 +84,10 @@ impl FromRequestParts<AppState> for SessionUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        if let Some(token) = session_cookie(&parts.headers) {
-            if let Some(user) = state.auth.user_for_session(&token).await? {
-                return Ok(SessionUser { user, token });
-            }
+        if let Some(token) = session_cookie(&parts.headers)
+            && let Some(user) = state.auth.user_for_session(&token).await?
+        {
+            return Ok(SessionUser { user, token });
         }
         if bearer_token(&parts.headers).is_some() {
             return Err(ApiError::Forbidden("API tokens can only read statistics".into()));
@@ -111,10 +111,10 @@ impl FromRequestParts<AppState> for Reader {
                 None => Err(ApiError::Unauthenticated),
             };
         }
-        if let Some(token) = session_cookie(&parts.headers) {
-            if let Some(user) = state.auth.user_for_session(&token).await? {
-                return Ok(Reader(user));
-            }
+        if let Some(token) = session_cookie(&parts.headers)
+            && let Some(user) = state.auth.user_for_session(&token).await?
+        {
+            return Ok(Reader(user));
         }
         Err(ApiError::Unauthenticated)
     }

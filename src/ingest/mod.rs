@@ -188,10 +188,10 @@ impl Ingest {
         if identifier.len() > hit::MAX_SITE_IDENTIFIER {
             return Ok(None);
         }
-        if let Some((id, fetched)) = self.sites.get(identifier) {
-            if fetched.elapsed() < SITE_CACHE_TTL {
-                return Ok(Some(id));
-            }
+        if let Some((id, fetched)) = self.sites.get(identifier)
+            && fetched.elapsed() < SITE_CACHE_TTL
+        {
+            return Ok(Some(id));
         }
         let site = self.store.site_by_identifier(identifier).await?;
         if let Some(site) = &site {

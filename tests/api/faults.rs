@@ -111,7 +111,7 @@ async fn redis_down_then_back_tracking_continues_and_workers_resume() {
     load.until_acknowledged(100, LONG).await;
     blocking(|| workers.wait_for_lines("the startup schedules' jobs", LONG, 2, completed));
     // Queued just before Redis stops: it runs before or after the outage, but it runs.
-    let (code, _, err) = run(&mut with_redis(squirrel(&db.url)).arg("queue-current-day"));
+    let (code, _, err) = run(with_redis(squirrel(&db.url)).arg("queue-current-day"));
     assert_eq!(code, 0, "{err}");
 
     blocking(|| redis.down());
@@ -120,7 +120,7 @@ async fn redis_down_then_back_tracking_continues_and_workers_resume() {
     let noticed =
         |l: &str| l.contains("queue unavailable; retrying") || l.contains("could not update the queue; retrying");
     blocking(|| workers.wait_for_line("the worker notices", LONG, noticed));
-    let (code, out, err) = run(&mut with_redis(squirrel(&db.url)).arg("queue-current-hour"));
+    let (code, out, err) = run(with_redis(squirrel(&db.url)).arg("queue-current-hour"));
     assert_ne!(code, 0, "enqueueing fails loudly while Redis is down: {out}{err}");
     load.until_acknowledged(100, LONG).await;
     tokio::time::sleep(REDIS_OUTAGE.saturating_sub(down_at.elapsed())).await;
@@ -144,7 +144,7 @@ async fn redis_down_then_back_tracking_continues_and_workers_resume() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for command in ["queue-current-hour", "queue-current-day"] {
-        let (code, _, err) = run(&mut with_redis(squirrel(&db.url)).arg(command));
+        let (code, _, err) = run(with_redis(squirrel(&db.url)).arg(command));
         assert_eq!(code, 0, "{command}: {err}");
     }
     let store = Store::connect(&squirrel::config::Config::for_tests(&db.url).store).await.unwrap();

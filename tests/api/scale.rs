@@ -171,7 +171,7 @@ async fn two_serves_and_two_workers_give_the_exact_totals_of_one() {
 /// Queues every window with new pageviews (as the schedules do), from the CLI.
 fn enqueue_everything(with_redis: &impl Fn(std::process::Command) -> std::process::Command, database_url: &str) {
     for args in [&["queue-current-hour"][..], &["queue-current-day"], &["queue-backfill-missing-hours"]] {
-        let (code, _, err) = run(&mut with_redis(squirrel(database_url)).args(args));
+        let (code, _, err) = run(with_redis(squirrel(database_url)).args(args));
         assert_eq!(code, 0, "{args:?}: {err}");
     }
 }

@@ -101,7 +101,7 @@ async fn post_bodies_fill_what_the_query_string_lacks(backend: Backend) {
     // Form body (the original's POST), with the query string winning on `p`.
     let r = app
         .post(
-            &format!("/pv?p=/from-query"),
+            "/pv?p=/from-query",
             "application/x-www-form-urlencoded",
             format!("sid={sid}&h=https://e.com&p=/from-body&qs=%7B%7D"),
         )
