@@ -39,8 +39,18 @@ impl From<StoreError> for InsertError {
 
 /// Stores batches of pageviews. Blocking: run it on a thread of its own, never on the async runtime.
 pub enum PageviewInserter {
-    Sqlite { store: Store, conn: Box<rusqlite::Connection> },
-    Pool { store: Store, runtime: tokio::runtime::Handle },
+    Sqlite {
+        store: Store,
+        conn: Box<rusqlite::Connection>,
+    },
+    /// `conn` is the writer's own connection, taken from the pool at its first batch and kept (a
+    /// pool acquire per batch pinged the server first: a round trip and server CPU per commit);
+    /// dropped after a failed batch, so the next one starts on a tested connection.
+    Pool {
+        store: Store,
+        runtime: tokio::runtime::Handle,
+        conn: Option<sqlx::pool::PoolConnection<sqlx::Any>>,
+    },
 }
 
 const SQLITE_INSERT: &str = "INSERT INTO pageviews (site_id, created_at, url, path, referrer, referrer_domain, \
@@ -65,7 +75,11 @@ impl Store {
                 conn.execute_batch("PRAGMA cache_size = -512").map_err(from_rusqlite)?;
                 Ok(PageviewInserter::Sqlite { store: self.clone(), conn: Box::new(conn) })
             }
-            _ => Ok(PageviewInserter::Pool { store: self.clone(), runtime: tokio::runtime::Handle::current() }),
+            _ => Ok(PageviewInserter::Pool {
+                store: self.clone(),
+                runtime: tokio::runtime::Handle::current(),
+                conn: None,
+            }),
         }
     }
 }
@@ -98,8 +112,18 @@ impl PageviewInserter {
             }
         }
         match self {
-            PageviewInserter::Pool { store, runtime } => {
-                runtime.block_on(store.insert_pageviews_batch(rows)).map_err(|err| {
+            PageviewInserter::Pool { store, runtime, conn } => {
+                let result = runtime.block_on(async {
+                    if conn.is_none() {
+                        *conn = Some(store.hold_connection().await?);
+                    }
+                    let held = conn.as_mut().expect("just set");
+                    store.insert_pageviews_on(held, rows).await
+                });
+                if result.is_err() {
+                    *conn = None;
+                }
+                result.map_err(|err| {
                     let kind = super::error_type(&err);
                     span.set_str(names::ERROR_TYPE, kind);
                     span.error(kind, &err.to_string());

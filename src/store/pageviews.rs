@@ -49,12 +49,27 @@ impl Store {
         &self,
         rows: &[R],
     ) -> Result<(), sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        self.insert_pageviews_on(&mut conn, rows).await
+    }
+
+    /// The batch INSERT on a connection the caller holds (the ingest writer keeps one).
+    pub(super) async fn insert_pageviews_on<R: serde::Serialize + Sync>(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        rows: &[R],
+    ) -> Result<(), sqlx::Error> {
         let batch = super::json_batch(rows).map_err(|err| match err {
             StoreError::Database(inner) | StoreError::Unavailable(inner) => inner,
             other => sqlx::Error::Protocol(other.to_string()),
         })?;
-        sqlx::query(self.dialect.insert_pageviews_sql()).bind(batch).execute(&self.pool).await?;
+        sqlx::query(self.dialect.insert_pageviews_sql()).bind(batch).execute(conn).await?;
         Ok(())
+    }
+
+    /// A connection of the pool for as long as the caller keeps it.
+    pub(super) async fn hold_connection(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, sqlx::Error> {
+        self.pool.acquire().await
     }
 
     /// Stored non-bot pageviews of one site, all time.
