@@ -16,7 +16,7 @@
 //! request's extensions ([`LaneParent`]) so `track_pageview` becomes its child.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
@@ -41,14 +41,8 @@ pub async fn server_span(State(trusted): State<Arc<TrustedProxies>>, request: Re
     {
         return lane_server_span(&trusted, route, request, next).await;
     }
-    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0);
+    let RequestFacts { client, user_agent, host, port } = RequestFacts::of(&request, &trusted);
     let headers = request.headers();
-    let client = peer.map(|peer| client_ip(peer, headers, &trusted));
-    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
-    let (host, port) = match headers.get(header::HOST).and_then(|v| v.to_str().ok()) {
-        Some(host) => split_host(host),
-        None => (None, None),
-    };
     let method = request.method();
     let span = tracing::info_span!(
         "http_server",
@@ -97,27 +91,24 @@ async fn lane_server_span(trusted: &TrustedProxies, route: &'static str, mut req
     let method = semconv_method(request.method());
     let mut span = LaneSpan::start(Name::MethodRoute(method, route), Kind::Server, parent);
     if span.is_recording() {
-        let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0);
-        span.set(names::HTTP_REQUEST_METHOD, Value::Str(method));
-        span.set(names::HTTP_ROUTE, Value::Str(route));
+        let RequestFacts { client, user_agent, host, port } = RequestFacts::of(&request, trusted);
+        span.set_str(names::HTTP_REQUEST_METHOD, method);
+        span.set_str(names::HTTP_ROUTE, route);
         span.set_str(names::URL_PATH, request.uri().path());
-        span.set(names::URL_SCHEME, Value::Str("http"));
-        if let Some(peer) = peer {
-            span.set(names::CLIENT_ADDRESS, Value::Ip(client_ip(peer, headers, trusted)));
+        span.set_str(names::URL_SCHEME, "http");
+        if let Some(client) = client {
+            span.set(names::CLIENT_ADDRESS, Value::Ip(client));
         }
-        if let Some(agent) = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()) {
+        if let Some(agent) = user_agent {
             span.set_str(names::USER_AGENT_ORIGINAL, agent);
         }
-        if let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) {
-            let (host, port) = split_host(host);
-            if let Some(host) = host {
-                span.set_str(names::SERVER_ADDRESS, host);
-            }
-            if let Some(port) = port {
-                span.set(names::SERVER_PORT, Value::Int(i64::from(port)));
-            }
+        if let Some(host) = host {
+            span.set_str(names::SERVER_ADDRESS, host);
         }
-        span.set(names::NETWORK_PROTOCOL_VERSION, Value::Str(protocol_version(request.version())));
+        if let Some(port) = port {
+            span.set(names::SERVER_PORT, Value::Int(i64::from(port)));
+        }
+        span.set_str(names::NETWORK_PROTOCOL_VERSION, protocol_version(request.version()));
         request.extensions_mut().insert(LaneParent(span.context()));
     }
     let response = next.run(request).await;
@@ -128,6 +119,32 @@ async fn lane_server_span(trusted: &TrustedProxies, route: &'static str, mut req
         span.fail();
     }
     response
+}
+
+/// What both SERVER spans record about the client and the addressed host.
+struct RequestFacts<'a> {
+    /// The peer, or `X-Forwarded-For` from a trusted proxy (the address ingest uses).
+    client: Option<IpAddr>,
+    user_agent: Option<&'a str>,
+    host: Option<&'a str>,
+    port: Option<u16>,
+}
+
+impl<'a> RequestFacts<'a> {
+    fn of(request: &'a Request, trusted: &TrustedProxies) -> RequestFacts<'a> {
+        let headers = request.headers();
+        let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0);
+        let (host, port) = match headers.get(header::HOST).and_then(|v| v.to_str().ok()) {
+            Some(host) => split_host(host),
+            None => (None, None),
+        };
+        RequestFacts {
+            client: peer.map(|peer| client_ip(peer, headers, trusted)),
+            user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()),
+            host,
+            port,
+        }
+    }
 }
 
 /// The lane SERVER span of a tracking request, for its handler's child span.

@@ -122,17 +122,12 @@ impl Ingest {
         span: &mut LaneSpan,
     ) -> Result<(), TrackError> {
         let identifier = params.site_identifier().unwrap_or("");
-        if span.is_recording() {
-            span.set_str(names::PAGEVIEW_SITE_IDENTIFIER, hit::truncate(identifier, hit::MAX_SITE_IDENTIFIER));
-            span.set_str(
-                names::PAGEVIEW_HOSTNAME,
-                params.h.as_deref().map(|h| hit::truncate(h, hit::MAX_HOSTNAME)).unwrap_or(""),
-            );
-            span.set_str(
-                names::PAGEVIEW_PATH,
-                params.p.as_deref().map(|p| hit::truncate(p, hit::MAX_PATH)).unwrap_or(""),
-            );
-        }
+        span.set_str(names::PAGEVIEW_SITE_IDENTIFIER, hit::truncate(identifier, hit::MAX_SITE_IDENTIFIER));
+        span.set_str(
+            names::PAGEVIEW_HOSTNAME,
+            params.h.as_deref().map(|h| hit::truncate(h, hit::MAX_HOSTNAME)).unwrap_or(""),
+        );
+        span.set_str(names::PAGEVIEW_PATH, params.p.as_deref().map(|p| hit::truncate(p, hit::MAX_PATH)).unwrap_or(""));
         if identifier.is_empty() {
             return Err(TrackError::MissingSiteIdentifier);
         }
@@ -143,11 +138,9 @@ impl Ingest {
         };
 
         let agent = self.ua.parse(&client.user_agent);
-        if span.is_recording() {
-            span.set(names::PAGEVIEW_DEVICE_TYPE, Value::Str(agent.device.as_str()));
-            span.set_str(names::PAGEVIEW_BROWSER, &agent.browser);
-            span.set_str(names::PAGEVIEW_OS, &agent.os);
-        }
+        span.set_str(names::PAGEVIEW_DEVICE_TYPE, agent.device.as_str());
+        span.set_str(names::PAGEVIEW_BROWSER, &agent.browser);
+        span.set_str(names::PAGEVIEW_OS, &agent.os);
 
         let page = hit::Page::from_params(params);
         let (visitor_id, visitor_id_prev) = self.visitors.ids(now_ms, site_id, client.ip, &client.user_agent).await?;

@@ -102,20 +102,18 @@ impl PageviewInserter {
             PageviewInserter::Sqlite { .. } => (Dialect::Sqlite, SQLITE_INSERT),
         };
         let mut span = LaneSpan::child_of(parent, Name::Static("INSERT pageviews"), Kind::Client);
-        if span.is_recording() {
-            span.set_str(names::DB_SYSTEM_NAME, dialect.system_name());
-            span.set_str(names::DB_OPERATION_NAME, "INSERT");
-            span.set_str(names::DB_COLLECTION_NAME, "pageviews");
-            span.set_str(names::DB_QUERY_TEXT, sql);
-            for request in requests {
-                span.link(*request);
-            }
+        span.set_str(names::DB_SYSTEM_NAME, dialect.system_name());
+        span.set_str(names::DB_OPERATION_NAME, "INSERT");
+        span.set_str(names::DB_COLLECTION_NAME, "pageviews");
+        span.set_str(names::DB_QUERY_TEXT, sql);
+        for request in requests {
+            span.link(*request);
         }
         match self {
             PageviewInserter::Pool { store, runtime, conn } => {
                 let result = runtime.block_on(async {
                     if conn.is_none() {
-                        *conn = Some(store.hold_connection().await?);
+                        *conn = Some(store.pool.acquire().await?);
                     }
                     let held = conn.as_mut().expect("just set");
                     store.insert_pageviews_on(held, rows).await

@@ -188,8 +188,8 @@ pub fn now_ms() -> i64 {
 }
 
 /// Rows as the one JSON array a batch statement takes as its single parameter (see `dialect`).
-pub(crate) fn json_batch<T: serde::Serialize>(rows: &[T]) -> Result<String, StoreError> {
-    serde_json::to_string(rows).map_err(|err| StoreError::Database(sqlx::Error::Encode(Box::new(err))))
+pub(crate) fn json_batch<T: serde::Serialize>(rows: &[T]) -> Result<String, sqlx::Error> {
+    serde_json::to_string(rows).map_err(|err| sqlx::Error::Encode(Box::new(err)))
 }
 
 /// Runs one statement inside its span and marks the span failed when the statement fails.

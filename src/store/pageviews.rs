@@ -40,17 +40,11 @@ impl Store {
             return Ok(());
         }
         let sql = self.dialect.insert_pageviews_sql();
-        traced(self.span("INSERT", "pageviews", sql), self.insert_pageviews_batch(rows)).await
-    }
-
-    /// [`Store::insert_pageviews`] without a span of its own: the ingest writer traces it on the
-    /// telemetry fast lane (`store::inserter`).
-    pub(super) async fn insert_pageviews_batch<R: serde::Serialize + Sync>(
-        &self,
-        rows: &[R],
-    ) -> Result<(), sqlx::Error> {
-        let mut conn = self.pool.acquire().await?;
-        self.insert_pageviews_on(&mut conn, rows).await
+        traced(self.span("INSERT", "pageviews", sql), async {
+            let mut conn = self.pool.acquire().await?;
+            self.insert_pageviews_on(&mut conn, rows).await
+        })
+        .await
     }
 
     /// The batch INSERT on a connection the caller holds (the ingest writer keeps one).
@@ -59,17 +53,9 @@ impl Store {
         conn: &mut sqlx::AnyConnection,
         rows: &[R],
     ) -> Result<(), sqlx::Error> {
-        let batch = super::json_batch(rows).map_err(|err| match err {
-            StoreError::Database(inner) | StoreError::Unavailable(inner) => inner,
-            other => sqlx::Error::Protocol(other.to_string()),
-        })?;
+        let batch = super::json_batch(rows)?;
         sqlx::query(self.dialect.insert_pageviews_sql()).bind(batch).execute(conn).await?;
         Ok(())
-    }
-
-    /// A connection of the pool for as long as the caller keeps it.
-    pub(super) async fn hold_connection(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, sqlx::Error> {
-        self.pool.acquire().await
     }
 
     /// Stored non-bot pageviews of one site, all time.

@@ -411,11 +411,6 @@ impl ExportStats {
         }
     }
 
-    /// The fast lane ([`super::lane`]) found its queue full and dropped a span.
-    pub(crate) fn lane_queue_full(&self, limit: usize) {
-        self.queue_full(limit);
-    }
-
     pub(crate) fn lane_exported(&self, spans: usize) {
         self.exported.fetch_add(spans as u64, Ordering::Relaxed);
     }
@@ -424,7 +419,8 @@ impl ExportStats {
         self.dropped_export_failed.fetch_add(spans as u64, Ordering::Relaxed);
     }
 
-    fn queue_full(&self, limit: usize) {
+    /// A span queue (the SDK's or the fast lane's) was full: one span dropped.
+    pub(crate) fn queue_full(&self, limit: usize) {
         let total = self.dropped_queue_full.fetch_add(1, Ordering::Relaxed) + 1;
         if self.due(&self.queue_full_report) {
             tracing::warn!(

@@ -332,7 +332,7 @@ impl Lane {
         let Ok(mut queue) = self.queue.lock() else { return };
         if queue.spans >= self.limit {
             drop(queue);
-            self.stats.lane_queue_full(self.limit);
+            self.stats.queue_full(self.limit);
             return;
         }
         tag(&mut queue.bytes, 2, LEN);
@@ -362,14 +362,18 @@ pub(crate) struct LaneSettings {
 
 impl LaneSettings {
     /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` (default 512) and `OTEL_BSP_SCHEDULE_DELAY` (default 5 s), as
-    /// the SDK's batch processor reads them, and `queue` (`OTEL_BSP_MAX_QUEUE_SIZE`) when set.
+    /// the SDK's batch processor reads them, and `OTEL_BSP_MAX_QUEUE_SIZE` when set.
     /// Unset, the lane's queue holds [`LANE_QUEUE`] spans rather than the SDK's 2048: at the ~70,000
     /// spans/s of a saturated 2-core ingest, 2048 is 30 ms of traffic, less than a scheduling
     /// hiccup of the exporter (exports of 2048 spans were measured too: no faster, worse p99).
-    pub(crate) fn from_env(queue: usize) -> LaneSettings {
+    pub(crate) fn from_env() -> LaneSettings {
         let env_num = |name: &str| std::env::var(name).ok().and_then(|v| v.trim().parse::<u64>().ok());
         let batch = env_num("OTEL_BSP_MAX_EXPORT_BATCH_SIZE").filter(|&n| n > 0).map_or(512, |n| n as usize);
-        let queue = if std::env::var_os("OTEL_BSP_MAX_QUEUE_SIZE").is_some() { queue } else { LANE_QUEUE };
+        let queue = if std::env::var_os("OTEL_BSP_MAX_QUEUE_SIZE").is_some() {
+            super::export::span_queue_size()
+        } else {
+            LANE_QUEUE
+        };
         LaneSettings {
             sampler: Sampler::from_env(),
             queue,

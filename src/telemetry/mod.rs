@@ -213,7 +213,7 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
     let resource = export::resource(config);
     let stats = export::ExportStats::new();
     let tracer_provider = export::tracer_provider(&traces, resource.clone(), stats.clone(), false)?;
-    lane::start(&traces, &resource, stats.clone(), lane::LaneSettings::from_env(export::span_queue_size()))?;
+    lane::start(&traces, &resource, stats.clone(), lane::LaneSettings::from_env())?;
     let meter = match &endpoints.metrics {
         Some(target) => Some(export::meter_provider(target, resource.clone(), stats.clone())?),
         None => None,

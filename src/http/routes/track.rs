@@ -18,13 +18,13 @@ use serde::Serialize;
 use tower_http::cors::{Any, CorsLayer};
 use utoipa::ToSchema;
 
-use super::super::{AppState, both_mounts, client_ip::client_ip, error::ApiError};
+use super::super::{AppState, client_ip::client_ip, error::ApiError};
 use super::openapi::TrackErrors;
 use crate::http::trace::LaneParent;
 use crate::ingest::hit::MAX_BODY;
 use crate::ingest::{Client, TrackParams, hit};
 use crate::store::now_ms;
-use crate::telemetry::lane::{Kind, LaneSpan, Name, Value};
+use crate::telemetry::lane::{Kind, LaneSpan, Name};
 use crate::telemetry::{self, names};
 
 /// Longest User-Agent we read; the parser looks at far less and nothing else needs more.
@@ -37,8 +37,6 @@ pub fn router() -> Router<AppState> {
         .allow_headers([header::CONTENT_TYPE])
         .max_age(std::time::Duration::from_secs(86_400));
     let [pv, pv_bare, track, track_bare] = ROUTES;
-    debug_assert_eq!([pv, pv_bare], both_mounts("pv").each_ref().map(String::as_str));
-    debug_assert_eq!([track, track_bare], both_mounts("track").each_ref().map(String::as_str));
     Router::new()
         .route(pv, endpoint(get(pv_get).post(pv_post)))
         .route(pv_bare, endpoint(get(pv_get).post(pv_post)))
@@ -176,11 +174,7 @@ async fn track(
 ) -> Response {
     let parent = lane.and_then(|Extension(LaneParent(parent))| parent);
     let mut span = LaneSpan::child_of(parent, Name::Static(names::TRACK_PAGEVIEW), Kind::Internal);
-    match method {
-        Method::GET => span.set(names::PAGEVIEW_METHOD, Value::Str("GET")),
-        Method::POST => span.set(names::PAGEVIEW_METHOD, Value::Str("POST")),
-        ref other => span.set_str(names::PAGEVIEW_METHOD, other.as_str()),
-    }
+    span.set_str(names::PAGEVIEW_METHOD, method.as_str());
     let started = std::time::Instant::now();
     match handle(&state, peer, &uri, &headers, body, &mut span).await {
         Ok(()) => {
@@ -189,7 +183,7 @@ async fn track(
         }
         Err((code, err)) => {
             telemetry::metrics::pageview_rejected(code, started.elapsed());
-            span.set(names::PAGEVIEW_ERROR, Value::Str(code));
+            span.set_str(names::PAGEVIEW_ERROR, code);
             if matches!(err, ApiError::Internal(_) | ApiError::Unavailable) {
                 // The cause goes to the span (server-side only), never to the response body.
                 let message = match &err {
@@ -256,6 +250,13 @@ fn ok_response() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_routes_are_pv_and_track_under_both_mounts() {
+        use crate::http::both_mounts;
+        let mounts = [both_mounts("pv"), both_mounts("track")].concat();
+        assert_eq!(ROUTES.map(str::to_string).to_vec(), mounts);
+    }
 
     #[test]
     fn the_ok_body_is_the_documented_track_ok() {
