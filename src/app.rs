@@ -59,7 +59,7 @@ impl App {
         .context("opening the ingest writer's connection")?;
         let geo = config.ingest.geoip_db.as_deref().map(GeoIp::open).transpose()?;
         let ingest = Arc::new(Ingest::new(store.clone(), UaParser::new(config.ingest.ua_cache), writer).with_geo(geo));
-        let state = AppState {
+        let state = AppState::new(http::Services {
             store: store.clone(),
             ingest,
             trusted_proxies: Arc::new(config.http.trusted_proxies.clone()),
@@ -73,7 +73,7 @@ impl App {
                 .track_rate_limit
                 .map(|limit| Arc::new(http::rate_limit::TrackLimiter::new(limit))),
             secret_key: Arc::from(secret_key),
-        };
+        });
         let listener = TcpListener::bind(config.http.addr)
             .await
             .with_context(|| format!("binding {} (SQUIRREL_ADDR)", config.http.addr))?;

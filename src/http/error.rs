@@ -39,6 +39,8 @@ pub enum ApiError {
     TooManyRequests { message: String, retry_after_secs: u64 },
     #[error("Method not allowed")]
     MethodNotAllowed { allow: &'static str },
+    #[error("The request body took too long to arrive")]
+    RequestTimeout,
     #[error("Request body too large (limit {limit} bytes)")]
     PayloadTooLarge { limit: usize },
     #[error("Service temporarily unavailable, retry shortly")]
@@ -58,6 +60,7 @@ impl IntoResponse for ApiError {
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(cause) => {
                 tracing::error!(cause = %cause, "request failed");

@@ -35,10 +35,12 @@ use crate::telemetry::names;
 /// `axum::middleware::from_fn_with_state(trusted_proxies, trace::server_span)`, added with
 /// `Router::layer` so the matched route template is known.
 pub async fn server_span(State(trusted): State<Arc<TrustedProxies>>, request: Request, next: Next) -> Response {
+    if !lane::enabled() {
+        // Export is off (the lane starts with it): no span would be kept, so none is built.
+        return next.run(request).await;
+    }
     let route = request.extensions().get::<MatchedPath>().cloned();
-    if lane::enabled()
-        && let Some(route) = route.as_ref().and_then(|r| tracking_route(r.as_str()))
-    {
+    if let Some(route) = route.as_ref().and_then(|r| tracking_route(r.as_str())) {
         return lane_server_span(&trusted, route, request, next).await;
     }
     let RequestFacts { client, user_agent, host, port } = RequestFacts::of(&request, &trusted);

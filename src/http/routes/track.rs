@@ -8,14 +8,14 @@
 
 use std::net::SocketAddr;
 
+use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
-use axum::{Extension, Router};
 use serde::Serialize;
-use tower_http::cors::{Any, CorsLayer};
+use tower::util::MapResponseLayer;
 use utoipa::ToSchema;
 
 use super::super::{AppState, client_ip::client_ip, error::ApiError};
@@ -27,29 +27,44 @@ use crate::store::now_ms;
 use crate::telemetry::lane::{Kind, LaneSpan, Name};
 use crate::telemetry::{self, names};
 
+/// Stands in for a peer address no connection reported (only a router served without connect info).
+const UNKNOWN_PEER: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+
 /// Longest User-Agent we read; the parser looks at far less and nothing else needs more.
 const MAX_USER_AGENT: usize = 1024;
 
 pub fn router() -> Router<AppState> {
-    let cors = CorsLayer::new()
-        .allow_origin(Any)
-        .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::CONTENT_TYPE])
-        .max_age(std::time::Duration::from_secs(86_400));
     let [pv, pv_bare, track, track_bare] = ROUTES;
     Router::new()
         .route(pv, endpoint(get(pv_get).post(pv_post)))
         .route(pv_bare, endpoint(get(pv_get).post(pv_post)))
         .route(track, endpoint(get(track_get).post(track_post)))
         .route(track_bare, endpoint(get(track_get).post(track_post)))
-        .layer(cors)
+        .layer(MapResponseLayer::new(allow_any_origin as fn(Response) -> Response))
 }
 
 /// The tracking routes (`/pv` and `/track` under both mounts); their spans take the fast lane.
 pub const ROUTES: [&str; 4] = ["/api/v1/pv", "/pv", "/api/v1/track", "/track"];
 
 fn endpoint(methods: MethodRouter<AppState>) -> MethodRouter<AppState> {
-    methods.fallback(|| async { ApiError::MethodNotAllowed { allow: "GET, POST" } })
+    methods.options(preflight).fallback(|| async { ApiError::MethodNotAllowed { allow: "GET, POST" } })
+}
+
+/// CORS for any origin, by hand: `tower_http`'s `CorsLayer` clones its whole configuration (header
+/// lists included) for every request, a few percent of a tracking hit's CPU. With `*` as the
+/// origin nothing varies by request, so every answer carries the same header.
+fn allow_any_origin(mut response: Response) -> Response {
+    response.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    response
+}
+
+/// The preflight of a `fetch` with a JSON body: any origin, GET and POST, `Content-Type`, cached a day.
+async fn preflight() -> impl IntoResponse {
+    [
+        (header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST")),
+        (header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type")),
+        (header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400")),
+    ]
 }
 
 /// Record a pageview (the tracking script's endpoint)
@@ -61,16 +76,8 @@ fn endpoint(methods: MethodRouter<AppState>) -> MethodRouter<AppState> {
     params(TrackParams),
     responses((status = 200, description = OK, body = TrackOk), TrackErrors)
 )]
-pub(super) async fn pv_get(
-    state: State<AppState>,
-    peer: ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    lane: Option<Extension<LaneParent>>,
-    body: Body,
-) -> Response {
-    track(state, peer, method, uri, headers, lane, body).await
+pub(super) async fn pv_get(state: State<AppState>, request: Request) -> Response {
+    track(state, request).await
 }
 
 /// Record a pageview; parameters missing from the query string are read from the body
@@ -87,16 +94,8 @@ pub(super) async fn pv_get(
     )),
     responses((status = 200, description = OK, body = TrackOk), TrackErrors)
 )]
-pub(super) async fn pv_post(
-    state: State<AppState>,
-    peer: ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    lane: Option<Extension<LaneParent>>,
-    body: Body,
-) -> Response {
-    track(state, peer, method, uri, headers, lane, body).await
+pub(super) async fn pv_post(state: State<AppState>, request: Request) -> Response {
+    track(state, request).await
 }
 
 /// Record a pageview (alias of pv)
@@ -108,16 +107,8 @@ pub(super) async fn pv_post(
     params(TrackParams),
     responses((status = 200, description = OK, body = TrackOk), TrackErrors)
 )]
-pub(super) async fn track_get(
-    state: State<AppState>,
-    peer: ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    lane: Option<Extension<LaneParent>>,
-    body: Body,
-) -> Response {
-    track(state, peer, method, uri, headers, lane, body).await
+pub(super) async fn track_get(state: State<AppState>, request: Request) -> Response {
+    track(state, request).await
 }
 
 /// Record a pageview (alias of pv)
@@ -134,16 +125,8 @@ pub(super) async fn track_get(
     )),
     responses((status = 200, description = OK, body = TrackOk), TrackErrors)
 )]
-pub(super) async fn track_post(
-    state: State<AppState>,
-    peer: ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    lane: Option<Extension<LaneParent>>,
-    body: Body,
-) -> Response {
-    track(state, peer, method, uri, headers, lane, body).await
+pub(super) async fn track_post(state: State<AppState>, request: Request) -> Response {
+    track(state, request).await
 }
 
 const OK: &str = "The pageview is committed (bots too: stored, flagged, never counted)";
@@ -163,20 +146,17 @@ pub enum TrackStatus {
     Ok,
 }
 
-async fn track(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    lane: Option<Extension<LaneParent>>,
-    body: Body,
-) -> Response {
-    let parent = lane.and_then(|Extension(LaneParent(parent))| parent);
+/// Reads the request's parts in place: the `HeaderMap`/`Uri`/`ConnectInfo` extractors would clone
+/// them, on the hottest path there is.
+async fn track(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let parent = parts.extensions.get::<LaneParent>().and_then(|LaneParent(parent)| *parent);
     let mut span = LaneSpan::child_of(parent, Name::Static(names::TRACK_PAGEVIEW), Kind::Internal);
-    span.set_str(names::PAGEVIEW_METHOD, method.as_str());
+    span.set_str(names::PAGEVIEW_METHOD, parts.method.as_str());
     let started = std::time::Instant::now();
-    match handle(&state, peer, &uri, &headers, body, &mut span).await {
+    // Always there: the server is served with `into_make_service_with_connect_info`.
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map_or(UNKNOWN_PEER, |ConnectInfo(peer)| *peer);
+    match handle(&state, peer, &parts.uri, &parts.headers, body, &mut span).await {
         Ok(()) => {
             telemetry::metrics::pageview_accepted(started.elapsed());
             ok_response()
@@ -222,9 +202,7 @@ async fn handle(
     if declared.is_some_and(|len| len > MAX_BODY) {
         return Err(("payload_too_large", ApiError::PayloadTooLarge { limit: MAX_BODY }));
     }
-    let bytes = axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .map_err(|_| ("payload_too_large", ApiError::PayloadTooLarge { limit: MAX_BODY }))?;
+    let bytes = read_body(body).await?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     params.fill_from_body(content_type, &bytes).map_err(|err| ("invalid_body", ApiError::from(err)))?;
 
@@ -232,6 +210,23 @@ async fn handle(
     let client = Client { ip, user_agent: hit::truncate(&user_agent, MAX_USER_AGENT).to_string() };
     state.ingest.track(&params, &client, now_ms(), span).await.map_err(|err| (err.code(), ApiError::from(err)))
 }
+
+/// The body, up to [`MAX_BODY`], within [`BODY_TIMEOUT`]. A GET's empty body is read without a timer:
+/// the tracking routes sit outside the router's request timeout, which cost every hit a timer.
+async fn read_body(body: Body) -> Result<axum::body::Bytes, (&'static str, ApiError)> {
+    use axum::body::HttpBody as _;
+    let too_large = || ("payload_too_large", ApiError::PayloadTooLarge { limit: MAX_BODY });
+    if body.is_end_stream() {
+        return Ok(axum::body::Bytes::new());
+    }
+    match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY)).await {
+        Ok(read) => read.map_err(|_| too_large()),
+        Err(_) => Err(("body_timeout", ApiError::RequestTimeout)),
+    }
+}
+
+/// How long a client may take to send a tracking body (a beacon is a few hundred bytes).
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// [`TrackOk`] serialized once: the hot path sends these bytes (the test below keeps them equal).
 const OK_BODY: &str = r#"{"status":"ok"}"#;
