@@ -22,7 +22,8 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(async_workers()).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(async_workers()).enable_all().build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: starting the async runtime: {err}");

@@ -27,10 +27,10 @@ const SITE_CACHE_TTL: Duration = Duration::from_secs(60);
 const SITE_CACHE_CAPACITY: usize = 10_000;
 
 /// The requester, as far as ingest needs to know it. Neither field is ever stored.
-#[derive(Debug, Clone)]
-pub struct Client {
+#[derive(Debug, Clone, Copy)]
+pub struct Client<'a> {
     pub ip: IpAddr,
-    pub user_agent: String,
+    pub user_agent: &'a str,
 }
 
 /// Why a hit was not stored. The HTTP layer maps these to statuses.
@@ -117,7 +117,7 @@ impl Ingest {
     pub async fn track(
         &self,
         params: &TrackParams,
-        client: &Client,
+        client: &Client<'_>,
         now_ms: i64,
         span: &mut LaneSpan,
     ) -> Result<(), TrackError> {
@@ -137,13 +137,13 @@ impl Ingest {
             return Err(TrackError::InvalidSiteIdentifier);
         };
 
-        let agent = self.ua.parse(&client.user_agent);
+        let agent = self.ua.parse(client.user_agent);
         span.set_str(names::PAGEVIEW_DEVICE_TYPE, agent.device.as_str());
         span.set_str(names::PAGEVIEW_BROWSER, &agent.browser);
         span.set_str(names::PAGEVIEW_OS, &agent.os);
 
         let page = hit::Page::from_params(params);
-        let (visitor_id, visitor_id_prev) = self.visitors.ids(now_ms, site_id, client.ip, &client.user_agent).await?;
+        let (visitor_id, visitor_id_prev) = self.visitors.ids(now_ms, site_id, client.ip, client.user_agent).await?;
         let row = NewPageview {
             site_id,
             created_at: now_ms,

@@ -207,7 +207,7 @@ async fn handle(
     params.fill_from_body(content_type, &bytes).map_err(|err| ("invalid_body", ApiError::from(err)))?;
 
     let user_agent = headers.get(header::USER_AGENT).map(|v| String::from_utf8_lossy(v.as_bytes())).unwrap_or_default();
-    let client = Client { ip, user_agent: hit::truncate(&user_agent, MAX_USER_AGENT).to_string() };
+    let client = Client { ip, user_agent: hit::truncate(&user_agent, MAX_USER_AGENT) };
     state.ingest.track(&params, &client, now_ms(), span).await.map_err(|err| (err.code(), ApiError::from(err)))
 }
 
