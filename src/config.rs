@@ -88,7 +88,7 @@ pub struct IngestConfig {
     #[arg(long, env = "SQUIRREL_INGEST_QUEUE", default_value_t = 8192, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub queue: u32,
     /// Microseconds a writer waits for a small batch to grow while requests keep coming (0: never).
-    #[arg(long, env = "SQUIRREL_INGEST_LINGER_US", default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    #[arg(long, env = "SQUIRREL_INGEST_LINGER_US", default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=100_000))]
     pub linger_us: u64,
     /// Milliseconds a request may wait for room in a full queue before it gets 503 + Retry-After.
     #[arg(long, env = "SQUIRREL_INGEST_WAIT_MS", default_value_t = 2000)]
@@ -311,7 +311,7 @@ impl Config {
             ingest: IngestConfig {
                 batch: 512,
                 writers: None,
-                linger_us: 100,
+                linger_us: 50,
                 queue: 8192,
                 wait_ms: 2000,
                 ua_cache: 1024,
