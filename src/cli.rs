@@ -79,6 +79,33 @@ pub enum Command {
     Jobs(crate::jobs::commands::JobCommand),
 }
 
+impl Command {
+    /// Async worker threads for this command; `TOKIO_WORKER_THREADS` wins, as in any Tokio program.
+    ///
+    /// `serve` on SQLite: one per core but one. The other core is the ingest writer's (a thread of
+    /// its own, busy whenever tracking is) and SQLite's; on 2 cores two async workers fought the
+    /// writer for CPU, and one served ~16 % more tracking hits with less CPU (bench/README.md).
+    /// On PostgreSQL the statistics passes compute on the async workers between queries, so tracking
+    /// keeps a worker of its own meanwhile: one per core, Tokio's default, as every other command.
+    pub fn async_workers(&self) -> usize {
+        if let Some(n) = std::env::var("TOKIO_WORKER_THREADS").ok().and_then(|v| v.trim().parse::<usize>().ok())
+            && n > 0
+        {
+            return n;
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        match self {
+            Command::Serve(config)
+                if crate::store::Dialect::from_url(&config.store.database_url)
+                    == Some(crate::store::Dialect::Sqlite) =>
+            {
+                cores.saturating_sub(1).max(1)
+            }
+            _ => cores,
+        }
+    }
+}
+
 /// Loads `--env-file FILE` (an error if missing) or `./.env` (if present) into the environment,
 /// before clap reads it. Variables already set are kept. Must run before any thread starts.
 pub fn load_env_file(args: &[std::ffi::OsString]) -> anyhow::Result<()> {
@@ -193,5 +220,25 @@ fn print_sites_table(sites: &[crate::store::SiteSummary]) {
     println!("{:<wo$}  {:<wi$}  {:<wn$}  {:<36}  PAGEVIEWS", "OWNER", "IDENTIFIER", "NAME", "ID");
     for s in sites {
         println!("{:<wo$}  {:<wi$}  {:<wn$}  {:<36}  {}", s.owner, s.identifier, s.name, s.id, s.pageview_count);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_on_sqlite_leaves_a_core_to_the_ingest_writer() {
+        if std::env::var_os("TOKIO_WORKER_THREADS").is_some() {
+            panic!("unset TOKIO_WORKER_THREADS to run this test: it overrides what is checked here");
+        }
+        let cores = std::thread::available_parallelism().unwrap().get();
+        let command = |args: &[&str]| Cli::try_parse_from([&["squirrel"], args].concat()).unwrap().command;
+        let sqlite = command(&["serve", "--database-url", "sqlite://x.db"]);
+        let postgres = command(&["serve", "--database-url", "postgres://u@localhost/db"]);
+        let migrate = command(&["migrate", "--database-url", "sqlite://x.db"]);
+        assert_eq!(sqlite.async_workers(), cores.saturating_sub(1).max(1));
+        assert_eq!(postgres.async_workers(), cores);
+        assert_eq!(migrate.async_workers(), cores);
     }
 }

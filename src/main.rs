@@ -22,7 +22,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(async_workers()).enable_all().build()
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.command.async_workers())
+        .enable_all()
+        .build()
     {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -43,19 +46,6 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
-}
-
-/// One async worker per core but one: the other core is the ingest writer's (a thread of its own,
-/// busy whenever tracking is) and the database's. On 2 cores two async workers fought the writer
-/// for CPU: 1 worker served ~16 % more tracking hits with less CPU (bench/README.md).
-/// `TOKIO_WORKER_THREADS` still wins, as in any Tokio program.
-fn async_workers() -> usize {
-    if let Some(n) = std::env::var("TOKIO_WORKER_THREADS").ok().and_then(|v| v.trim().parse::<usize>().ok())
-        && n > 0
-    {
-        return n;
-    }
-    std::thread::available_parallelism().map_or(1, |cores| cores.get().saturating_sub(1).max(1))
 }
 
 /// glibc gives each thread that allocates its own arena (up to 8 per core), and memory freed in one
