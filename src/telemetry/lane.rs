@@ -6,7 +6,7 @@
 //! registry → `tracing-opentelemetry` → an SDK span → the batch processor → the proto conversion)
 //! cost ~40 µs of CPU per hit, most of a hit's own cost (`bench/README.md`). Here a span is a plain
 //! struct: ids from a thread-local RNG, each attribute encoded as protobuf the moment it is set
-//! (into a buffer inside the span: no allocation, nothing for another thread to free), and on end
+//! (into a buffer inside the span's one allocation, freed by the thread that made it), and on end
 //! the whole span is encoded by the ending thread straight into a bounded shared buffer, under a
 //! mutex. One exporter thread wraps what has gathered into an `ExportTraceServiceRequest`, gzips it
 //! as a stream and sends it with the traces exporter's own HTTP client (same URL, headers, timeout,
@@ -116,9 +116,11 @@ struct Live {
 }
 
 /// A span of the fast lane. Inert (every call a no-op) when export is off or the sampler said no.
-/// Ends when dropped, so every early return still exports it.
+/// Ends when dropped, so every early return still exports it. Boxed: the handler and middleware
+/// futures that hold one are boxed per request by axum, and an inline `Live` (~700 bytes, inert or
+/// not) pushed them into glibc's large-chunk path.
 #[derive(Debug)]
-pub struct LaneSpan(Option<Live>);
+pub struct LaneSpan(Option<Box<Live>>);
 
 impl LaneSpan {
     /// A span that records nothing.
@@ -140,7 +142,7 @@ impl LaneSpan {
         if !sampled {
             return LaneSpan(None);
         }
-        LaneSpan(Some(Live {
+        LaneSpan(Some(Box::new(Live {
             id: SpanRef { trace_id, span_id: new_span_id() },
             parent_span_id,
             remote_parent,
@@ -149,13 +151,13 @@ impl LaneSpan {
             start_ns: now_ns(),
             fields: SmallVec::new(),
             error: None,
-        }))
+        })))
     }
 
     /// Starts a child of the recorded span `parent` (inert when there is none).
     pub fn child_of(parent: Option<SpanRef>, name: Name, kind: Kind) -> LaneSpan {
         match (parent, LANE.get()) {
-            (Some(parent), Some(_)) => LaneSpan(Some(Live {
+            (Some(parent), Some(_)) => LaneSpan(Some(Box::new(Live {
                 id: SpanRef { trace_id: parent.trace_id, span_id: new_span_id() },
                 parent_span_id: parent.span_id,
                 remote_parent: false,
@@ -164,7 +166,7 @@ impl LaneSpan {
                 start_ns: now_ns(),
                 fields: SmallVec::new(),
                 error: None,
-            })),
+            }))),
             _ => LaneSpan(None),
         }
     }
@@ -726,7 +728,7 @@ mod tests {
     use super::*;
 
     fn live(name: Name, parent_span_id: u64, kind: Kind) -> LaneSpan {
-        LaneSpan(Some(Live {
+        LaneSpan(Some(Box::new(Live {
             id: SpanRef { trace_id: 0x0123_4567_89ab_cdef_0011_2233_4455_6677, span_id: 0x1122_3344_5566_7788 },
             parent_span_id,
             remote_parent: false,
@@ -735,7 +737,7 @@ mod tests {
             start_ns: 1_700_000_000_000_000_000,
             fields: SmallVec::new(),
             error: None,
-        }))
+        })))
     }
 
     /// What the lane would queue for `span`, ended at `end_ns`.
