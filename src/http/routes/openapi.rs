@@ -227,6 +227,7 @@ impl IntoResponses for TrackErrors {
         answers([
             (400, error("No or blank sid, or a JSON body that does not parse or is not an object")),
             (404, error("No site has this identifier")),
+            (408, error("The body took longer than 10 s to arrive")),
             (413, error("Body over the limit")),
             (429, retry_later("Over SQUIRREL_TRACK_RATE_LIMIT for this address; see Retry-After")),
             (503, retry_later("The database is unavailable; retry after Retry-After seconds")),

@@ -200,7 +200,7 @@ async fn handle(
 
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|len| len > MAX_BODY) {
-        return Err(("payload_too_large", ApiError::PayloadTooLarge { limit: MAX_BODY }));
+        return Err(payload_too_large());
     }
     let bytes = read_body(body).await?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
@@ -215,14 +215,18 @@ async fn handle(
 /// the tracking routes sit outside the router's request timeout, which cost every hit a timer.
 async fn read_body(body: Body) -> Result<axum::body::Bytes, (&'static str, ApiError)> {
     use axum::body::HttpBody as _;
-    let too_large = || ("payload_too_large", ApiError::PayloadTooLarge { limit: MAX_BODY });
     if body.is_end_stream() {
         return Ok(axum::body::Bytes::new());
     }
     match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY)).await {
-        Ok(read) => read.map_err(|_| too_large()),
+        Ok(read) => read.map_err(|_| payload_too_large()),
         Err(_) => Err(("body_timeout", ApiError::RequestTimeout)),
     }
+}
+
+/// A body over [`MAX_BODY`], declared or read.
+fn payload_too_large() -> (&'static str, ApiError) {
+    ("payload_too_large", ApiError::PayloadTooLarge { limit: MAX_BODY })
 }
 
 /// How long a client may take to send a tracking body (a beacon is a few hundred bytes).
