@@ -11,8 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::ServiceExt;
-use axum::extract::Request;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -98,13 +96,10 @@ impl App {
         let grace = config.http.shutdown_grace();
         // Trailing slashes are trimmed before routing, so `/pv/` and `/pv` are one route.
         let service = NormalizePathLayer::trim_trailing_slash().layer(http::router(state));
-        let server =
-            axum::serve(listener, ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(service))
-                .with_graceful_shutdown(stop.clone().cancelled_owned());
+        let server = http::server::serve(listener, service, stop.clone());
         let checkpointer = tokio::spawn(store.clone().run_checkpointer(stop.clone()));
-        let mut server = std::pin::pin!(server.into_future());
         tokio::select! {
-            result = &mut server => result.context("HTTP server failed")?,
+            () = server => {}
             () = async { stop.cancelled().await; tokio::time::sleep(grace).await } => {
                 tracing::warn!(?grace, "in-flight requests outlived the grace period; closing them");
             }

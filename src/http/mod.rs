@@ -10,6 +10,7 @@ pub mod extract;
 pub mod rate_limit;
 pub mod routes;
 pub mod security;
+pub mod server;
 pub mod trace;
 
 use std::sync::Arc;
@@ -77,7 +78,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(security_headers)
         // Outermost, so timeouts (408) are recorded too; a `Router::layer`, so the route template is known.
-        .layer(axum::middleware::from_fn_with_state(trusted_proxies, trace::server_span))
+        .layer(trace::ServerSpanLayer::new(trusted_proxies))
 }
 
 /// `path` under both mounts: `/api/v1/<path>` and `/<path>`.

@@ -142,8 +142,8 @@ impl Ingest {
         span.set_str(names::PAGEVIEW_BROWSER, &agent.browser);
         span.set_str(names::PAGEVIEW_OS, &agent.os);
 
-        let page = hit::Page::from_params(params);
         let (visitor_id, visitor_id_prev) = self.visitors.ids(now_ms, site_id, client.ip, client.user_agent).await?;
+        let page = hit::Page::from_params(params);
         let row = NewPageview {
             site_id,
             created_at: now_ms,
@@ -186,7 +186,8 @@ impl Ingest {
         {
             return Ok(Some(id));
         }
-        let site = self.store.site_by_identifier(identifier).await?;
+        // A cache miss: boxed, so the future every request carries stays small.
+        let site = Box::pin(self.store.site_by_identifier(identifier)).await?;
         if let Some(site) = &site {
             self.sites.insert(identifier.to_string(), (site.id, Instant::now()));
         }

@@ -46,7 +46,8 @@ impl Visitors {
         let day = at_ms.div_euclid(DAY_MS);
         let salts = match self.cached(day) {
             Some(salts) => salts,
-            None => self.load(day).await?,
+            // Once a day: boxed, so the future every request carries stays small.
+            None => Box::pin(self.load(day)).await?,
         };
         let id = visitor_id(&salts.today, site_id, ip, user_agent);
         let prev = match salts.yesterday {

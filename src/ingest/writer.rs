@@ -74,17 +74,35 @@ impl Writer {
         Ok(Writer { queue, wait: settings.wait })
     }
 
-    /// Stores one pageview; returns once it is committed. The batch's INSERT span links to `link`.
-    pub async fn write(&self, row: NewPageview, link: Option<SpanRef>) -> Result<(), WriteError> {
+    /// Stores one pageview; the future resolves once it is committed. The batch's INSERT span links
+    /// to `link`.
+    ///
+    /// The row is queued before the future is made: room in the queue is the usual case and needs no
+    /// await. Axum boxes every request's future, and one holding the row and a timer (over a kilobyte)
+    /// sends each request through glibc malloc's slow path; this one holds a receiver and, only when
+    /// the queue is full, the boxed row waiting for room.
+    pub fn write(
+        &self,
+        row: NewPageview,
+        link: Option<SpanRef>,
+    ) -> impl Future<Output = Result<(), WriteError>> + Send + '_ {
         let (done, committed) = oneshot::channel();
-        let pending = Pending { row, done, link };
-        match self.queue.send_timeout(pending, self.wait).await {
-            Ok(()) => {}
-            Err(mpsc::error::SendTimeoutError::Timeout(_)) => return Err(WriteError::Busy),
-            Err(mpsc::error::SendTimeoutError::Closed(_)) => return Err(WriteError::Closed),
+        let waiting_for_room = match self.queue.try_send(Pending { row, done, link }) {
+            Ok(()) => Ok(None),
+            Err(mpsc::error::TrySendError::Full(pending)) => Ok(Some(Box::new(pending))),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(WriteError::Closed),
+        };
+        async move {
+            if let Some(pending) = waiting_for_room? {
+                match Box::pin(self.queue.send_timeout(*pending, self.wait)).await {
+                    Ok(()) => {}
+                    Err(mpsc::error::SendTimeoutError::Timeout(_)) => return Err(WriteError::Busy),
+                    Err(mpsc::error::SendTimeoutError::Closed(_)) => return Err(WriteError::Closed),
+                }
+            }
+            // A writer always answers before dropping `done`; a dropped sender means the thread died.
+            committed.await.unwrap_or(Err(WriteError::Closed))
         }
-        // A writer always answers before dropping `done`; a dropped sender means the thread died.
-        committed.await.unwrap_or(Err(WriteError::Closed))
     }
 
     /// Whether the queue has no room left: new requests wait for it (then get 503).

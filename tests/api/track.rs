@@ -21,6 +21,7 @@ on_both_backends!(
     forwarded_for_is_believed_only_from_trusted_proxies,
     concurrent_pageviews_are_all_committed,
     pageview_for_a_site_deleted_meanwhile_is_404_not_500,
+    a_client_that_closes_its_sending_side_still_gets_its_answer_and_its_pageview,
 );
 
 async fn pageview_is_stored_with_every_derived_field_when_200_returns(backend: Backend) {
@@ -293,6 +294,27 @@ async fn pageview_for_a_site_deleted_meanwhile_is_404_not_500(backend: Backend) 
     assert!(app.store.delete_site(site.id).await.unwrap());
     let (status, body) = json(app.get_pv(&query, MAC_CHROME).await).await;
     assert_eq!((status, body), (404, json!({"error": "Invalid site identifier"})));
+}
+
+async fn a_client_that_closes_its_sending_side_still_gets_its_answer_and_its_pageview(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app(backend).await;
+    let site = app.create_site().await;
+    let mut stream = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://")).await.unwrap();
+    let request = format!(
+        "GET /api/v1/pv?sid={}&h=https://example.com&p=/half HTTP/1.1\r\nHost: stats.example\r\n\
+         User-Agent: {MAC_CHROME}\r\nConnection: close\r\n\r\n",
+        site.identifier
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    // A half-close right after the request: the server must not take it for a client gone away.
+    stream.shutdown().await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with(r#"{"status":"ok"}"#), "{answer}");
+    let stored = app.pageviews(&site).await;
+    assert_eq!(stored.iter().map(|p| p.row.path.as_str()).collect::<Vec<_>>(), ["/half"]);
 }
 
 pub fn urlencode(s: &str) -> String {

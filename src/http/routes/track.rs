@@ -76,8 +76,8 @@ async fn preflight() -> impl IntoResponse {
     params(TrackParams),
     responses((status = 200, description = OK, body = TrackOk), TrackErrors)
 )]
-pub(super) async fn pv_get(state: State<AppState>, request: Request) -> Response {
-    track(state, request).await
+pub(super) fn pv_get(state: State<AppState>, request: Request) -> impl Future<Output = Response> {
+    track(state, request)
 }
 
 /// Record a pageview; parameters missing from the query string are read from the body
@@ -94,8 +94,8 @@ pub(super) async fn pv_get(state: State<AppState>, request: Request) -> Response
     )),
     responses((status = 200, description = OK, body = TrackOk), TrackErrors)
 )]
-pub(super) async fn pv_post(state: State<AppState>, request: Request) -> Response {
-    track(state, request).await
+pub(super) fn pv_post(state: State<AppState>, request: Request) -> impl Future<Output = Response> {
+    track(state, request)
 }
 
 /// Record a pageview (alias of pv)
@@ -107,8 +107,8 @@ pub(super) async fn pv_post(state: State<AppState>, request: Request) -> Respons
     params(TrackParams),
     responses((status = 200, description = OK, body = TrackOk), TrackErrors)
 )]
-pub(super) async fn track_get(state: State<AppState>, request: Request) -> Response {
-    track(state, request).await
+pub(super) fn track_get(state: State<AppState>, request: Request) -> impl Future<Output = Response> {
+    track(state, request)
 }
 
 /// Record a pageview (alias of pv)
@@ -125,8 +125,8 @@ pub(super) async fn track_get(state: State<AppState>, request: Request) -> Respo
     )),
     responses((status = 200, description = OK, body = TrackOk), TrackErrors)
 )]
-pub(super) async fn track_post(state: State<AppState>, request: Request) -> Response {
-    track(state, request).await
+pub(super) fn track_post(state: State<AppState>, request: Request) -> impl Future<Output = Response> {
+    track(state, request)
 }
 
 const OK: &str = "The pageview is committed (bots too: stored, flagged, never counted)";
@@ -148,32 +148,39 @@ pub enum TrackStatus {
 
 /// Reads the request's parts in place: the `HeaderMap`/`Uri`/`ConnectInfo` extractors would clone
 /// them, on the hottest path there is.
-async fn track(State(state): State<AppState>, request: Request) -> Response {
+///
+/// Axum boxes each request's future, and glibc's malloc takes a slow path (`malloc_consolidate`)
+/// for a kilobyte or more. So the handlers are plain functions whose future holds the request once
+/// (an `async fn` would also keep its arguments), and rare waits (a body's timer, a full queue, a
+/// site-cache miss) are boxed where they happen.
+fn track(State(state): State<AppState>, request: Request) -> impl Future<Output = Response> {
     let (parts, body) = request.into_parts();
-    let parent = parts.extensions.get::<LaneParent>().and_then(|LaneParent(parent)| *parent);
-    let mut span = LaneSpan::child_of(parent, Name::Static(names::TRACK_PAGEVIEW), Kind::Internal);
-    span.set_str(names::PAGEVIEW_METHOD, parts.method.as_str());
-    let started = std::time::Instant::now();
-    // Always there: the server is served with `into_make_service_with_connect_info`.
-    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map_or(UNKNOWN_PEER, |ConnectInfo(peer)| *peer);
-    match handle(&state, peer, &parts.uri, &parts.headers, body, &mut span).await {
-        Ok(()) => {
-            telemetry::metrics::pageview_accepted(started.elapsed());
-            ok_response()
-        }
-        Err((code, err)) => {
-            telemetry::metrics::pageview_rejected(code, started.elapsed());
-            span.set_str(names::PAGEVIEW_ERROR, code);
-            if matches!(err, ApiError::Internal(_) | ApiError::Unavailable) {
-                // The cause goes to the span (server-side only), never to the response body.
-                let message = match &err {
-                    ApiError::Internal(cause) => cause.clone(),
-                    other => other.to_string(),
-                };
-                span.set_str(names::PAGEVIEW_ERROR_MESSAGE, &message);
-                span.error(code, &message);
+    async move {
+        let parent = parts.extensions.get::<LaneParent>().and_then(|LaneParent(parent)| *parent);
+        let mut span = LaneSpan::child_of(parent, Name::Static(names::TRACK_PAGEVIEW), Kind::Internal);
+        span.set_str(names::PAGEVIEW_METHOD, parts.method.as_str());
+        let started = std::time::Instant::now();
+        // Always there: `http::server` gives every request its peer address.
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map_or(UNKNOWN_PEER, |ConnectInfo(peer)| *peer);
+        match handle(&state, peer, &parts.uri, &parts.headers, body, &mut span).await {
+            Ok(()) => {
+                telemetry::metrics::pageview_accepted(started.elapsed());
+                ok_response()
             }
-            err.into_response()
+            Err((code, err)) => {
+                telemetry::metrics::pageview_rejected(code, started.elapsed());
+                span.set_str(names::PAGEVIEW_ERROR, code);
+                if matches!(err, ApiError::Internal(_) | ApiError::Unavailable) {
+                    // The cause goes to the span (server-side only), never to the response body.
+                    let message = match &err {
+                        ApiError::Internal(cause) => cause.clone(),
+                        other => other.to_string(),
+                    };
+                    span.set_str(names::PAGEVIEW_ERROR_MESSAGE, &message);
+                    span.error(code, &message);
+                }
+                err.into_response()
+            }
         }
     }
 }
@@ -218,7 +225,8 @@ async fn read_body(body: Body) -> Result<axum::body::Bytes, (&'static str, ApiEr
     if body.is_end_stream() {
         return Ok(axum::body::Bytes::new());
     }
-    match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY)).await {
+    // Boxed: only a request with a body carries the reader and its timer.
+    match Box::pin(tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY))).await {
         Ok(read) => read.map_err(|_| payload_too_large()),
         Err(_) => Err(("body_timeout", ApiError::RequestTimeout)),
     }
