@@ -139,7 +139,12 @@ impl TrackParams {
         };
         if slot.is_none() {
             // Bound before storing: a parameter can be as large as the body limit allows.
-            *slot = Some(clean(&value, MAX_URL.max(MAX_QS)));
+            let max = MAX_URL.max(MAX_QS);
+            *slot = Some(match value {
+                // The decoder already made a copy: keep it when it needs no cleaning.
+                Cow::Owned(decoded) if is_clean(&decoded, max) => decoded,
+                value => clean(&value, max),
+            });
         }
     }
 
@@ -168,22 +173,25 @@ impl Page {
     /// `url = h + p + ?qs`, with the whitelisted query pairs URL-encoded in the order the client sent
     /// them (the original appended them raw, so `?a=b c` was stored unencoded).
     pub fn from_params(params: &TrackParams) -> Page {
-        let hostname = clean(params.h.as_deref().unwrap_or(""), MAX_HOSTNAME);
-        let raw_path = clean(params.p.as_deref().unwrap_or(""), MAX_PATH);
+        let hostname = clean_cow(params.h.as_deref().unwrap_or(""), MAX_HOSTNAME);
+        let raw_path = clean_cow(params.p.as_deref().unwrap_or(""), MAX_PATH);
         let referrer = clean(params.r.as_deref().unwrap_or(""), MAX_REFERRER);
         let query = params.qs.as_deref().map(parse_qs).unwrap_or_default();
 
-        let mut url = format!("{hostname}{raw_path}");
+        let mut url = String::with_capacity(hostname.len() + raw_path.len());
+        url.push_str(&hostname);
+        url.push_str(&raw_path);
         if !query.is_empty() {
-            let mut encoded = form_urlencoded::Serializer::new(String::new());
+            url.push('?');
+            let query_start = url.len();
+            let mut encoded = form_urlencoded::Serializer::for_suffix(url, query_start);
             for (key, value) in &query {
                 encoded.append_pair(key, value);
             }
-            url.push('?');
-            url.push_str(&encoded.finish());
+            url = encoded.finish();
         }
-        let url = truncate(&url, MAX_URL).to_string();
-        let path = if raw_path.is_empty() { path_of(&url) } else { raw_path };
+        url.truncate(truncate(&url, MAX_URL).len());
+        let path = if raw_path.is_empty() { path_of(&url) } else { raw_path.into_owned() };
 
         let utm = |name: &str| {
             query.iter().find(|(k, _)| k == name).map(|(_, v)| truncate(v, MAX_UTM).to_string()).unwrap_or_default()
@@ -195,7 +203,7 @@ impl Page {
             utm_campaign: utm("utm_campaign"),
             utm_term: utm("utm_term"),
             utm_content: utm("utm_content"),
-            hostname,
+            hostname: hostname.into_owned(),
             url,
             path,
             referrer,
@@ -255,13 +263,24 @@ fn referrer_domain(referrer: &str) -> String {
 
 /// Removes control characters (C0 with NUL, DEL and C1) and cuts to `max` bytes at a character boundary.
 pub fn clean(value: &str, max: usize) -> String {
+    clean_cow(value, max).into_owned()
+}
+
+/// Whether [`clean`] would return `value` unchanged.
+fn is_clean(value: &str, max: usize) -> bool {
+    matches!(clean_cow(value, max), Cow::Borrowed(kept) if kept.len() == value.len())
+}
+
+/// [`clean`], borrowing `value` when it only needs trimming or cutting.
+fn clean_cow(value: &str, max: usize) -> Cow<'_, str> {
     let trimmed = value.trim();
     // Not only ASCII bytes: C1 controls (U+0080–U+009F) are two-byte characters (found by fuzzing).
     if trimmed.chars().any(char::is_control) {
-        let filtered: String = trimmed.chars().filter(|c| !c.is_control()).collect();
-        truncate(&filtered, max).to_string()
+        let mut filtered: String = trimmed.chars().filter(|c| !c.is_control()).collect();
+        filtered.truncate(truncate(&filtered, max).len());
+        Cow::Owned(filtered)
     } else {
-        truncate(trimmed, max).to_string()
+        Cow::Borrowed(truncate(trimmed, max))
     }
 }
 
