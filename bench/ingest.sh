@@ -183,11 +183,14 @@ TMP=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/squirrel-bench.XXXXXX")
 # Squirrel reads ./.env; run it from the temp dir so the repo's or caller's .env cannot leak in.
 cd "$TMP" || exit 1
 
+# Below Linux's ephemeral range (32768-60999): a port picked there can be taken, between the check
+# and the bind, by an outgoing connection (wrk's, or the server's own to PostgreSQL), which once
+# failed a run with "Address already in use". Neither listening nor in use by any socket.
 free_port() {
   local port
   while :; do
-    port=$((20000 + RANDOM % 30000))
-    ss -Htln "sport = :$port" | grep -q . || { echo "$port"; return; }
+    port=$((20000 + RANDOM % 12000))
+    ss -Htan "sport = :$port" | grep -q . || { echo "$port"; return; }
   done
 }
 
