@@ -22,6 +22,7 @@ on_both_backends!(
     concurrent_pageviews_are_all_committed,
     pageview_for_a_site_deleted_meanwhile_is_404_not_500,
     a_client_that_closes_its_sending_side_still_gets_its_answer_and_its_pageview,
+    a_body_that_stops_arriving_is_408_after_ten_seconds_and_nothing_is_stored,
 );
 
 async fn pageview_is_stored_with_every_derived_field_when_200_returns(backend: Backend) {
@@ -315,6 +316,39 @@ async fn a_client_that_closes_its_sending_side_still_gets_its_answer_and_its_pag
     assert!(answer.ends_with(r#"{"status":"ok"}"#), "{answer}");
     let stored = app.pageviews(&site).await;
     assert_eq!(stored.iter().map(|p| p.row.path.as_str()).collect::<Vec<_>>(), ["/half"]);
+}
+
+async fn a_body_that_stops_arriving_is_408_after_ten_seconds_and_nothing_is_stored(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app(backend).await;
+    let site = app.create_site().await;
+    let mut stream = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://")).await.unwrap();
+    // 100 bytes announced, 6 sent, and the connection left open: a stalled beacon.
+    let request = format!(
+        "POST /api/v1/pv?sid={} HTTP/1.1\r\nHost: stats.example\r\nUser-Agent: {MAC_CHROME}\r\n\
+         Content-Type: text/plain\r\nContent-Length: 100\r\n\r\n{{\"p\":",
+        site.identifier
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 1024];
+    // Until the JSON body is complete (the server may keep the connection open after it).
+    while !answer.ends_with(b"}") {
+        let read = tokio::time::timeout(std::time::Duration::from_secs(30), stream.read(&mut chunk))
+            .await
+            .expect("an answer within 30 s")
+            .unwrap();
+        assert_ne!(read, 0, "connection closed without a complete answer: {}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&chunk[..read]);
+    }
+    let answer = String::from_utf8(answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.ends_with(r#"{"error":"The request body took too long to arrive"}"#), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("access-control-allow-origin: *"), "{answer}");
+    let waited = started.elapsed();
+    assert!(waited >= std::time::Duration::from_secs(9), "answered after {waited:?}, before the 10 s body timeout");
+    assert!(app.pageviews(&site).await.is_empty());
 }
 
 pub fn urlencode(s: &str) -> String {
