@@ -204,7 +204,10 @@ impl Worker {
         }
         let mut sink = std::io::sink();
         let run = aggregate::run_job(&self.store, &job, &mut sink).instrument(span.clone());
-        let mut run = std::pin::pin!(run);
+        // Boxed, not pinned on the stack: `drop(run)` below must really end the job (its connection,
+        // its open transaction) before it is put back on the queue; a dropped `Pin<&mut _>` left
+        // the job alive until the end of this function.
+        let mut run = Box::pin(run);
         let outcome = tokio::select! {
             result = &mut run => Some(result),
             () = async { stop.cancelled().await; tokio::time::sleep(self.grace).await } => None,
