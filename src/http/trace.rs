@@ -184,6 +184,7 @@ async fn lane_server_span(
     response
 }
 
+/// The route's answer (a route never fails: its error type is `Infallible`).
 async fn run(route: Route, request: Request) -> Response {
     match route.oneshot(request).await {
         Ok(response) => response,
