@@ -51,7 +51,7 @@ impl App {
                 batch: config.ingest.batch as usize,
                 capacity: config.ingest.queue as usize,
                 wait: Duration::from_millis(config.ingest.wait_ms),
-                linger: Duration::from_micros(config.ingest.linger_us),
+                linger: config.ingest.linger_us.map_or_else(|| store.dialect().ingest_linger(), Duration::from_micros),
             },
         )
         .context("opening the ingest writer's connection")?;

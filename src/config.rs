@@ -80,16 +80,16 @@ pub struct IngestConfig {
     /// Most pageviews committed in one transaction (group commit).
     #[arg(long, env = "SQUIRREL_INGEST_BATCH", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub batch: u32,
-    /// Writer threads committing batches at once: default 1 on SQLite (one writer lock), 4 on
-    /// PostgreSQL (its commits wait on a WAL flush, which concurrent commits share).
+    /// Writer threads committing batches at once (default: 1; see `Dialect::ingest_writers`).
     #[arg(long, env = "SQUIRREL_INGEST_WRITERS", value_parser = clap::value_parser!(u32).range(1..=64))]
     pub writers: Option<u32>,
     /// Pageviews waiting for a writer before new requests wait too (backpressure).
     #[arg(long, env = "SQUIRREL_INGEST_QUEUE", default_value_t = 8192, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub queue: u32,
-    /// Microseconds a writer waits for a small batch to grow while requests keep coming (0: never).
-    #[arg(long, env = "SQUIRREL_INGEST_LINGER_US", default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=100_000))]
-    pub linger_us: u64,
+    /// Microseconds a writer waits for a small batch to grow while requests keep coming (0: never;
+    /// default: 50 on SQLite, 0 on PostgreSQL, see `Dialect::ingest_linger`).
+    #[arg(long, env = "SQUIRREL_INGEST_LINGER_US", value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    pub linger_us: Option<u64>,
     /// Milliseconds a request may wait for room in a full queue before it gets 503 + Retry-After.
     #[arg(long, env = "SQUIRREL_INGEST_WAIT_MS", default_value_t = 2000)]
     pub wait_ms: u64,
@@ -311,7 +311,7 @@ impl Config {
             ingest: IngestConfig {
                 batch: 512,
                 writers: None,
-                linger_us: 50,
+                linger_us: None,
                 queue: 8192,
                 wait_ms: 2000,
                 ua_cache: 1024,

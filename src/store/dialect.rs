@@ -3,6 +3,8 @@
 //! is SQLite-only by nature: the hourly pass reads and writes SQLite files through its C API,
 //! `store::sqlite_direct`.)
 
+use std::time::Duration;
+
 use crate::config::SqliteSync;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,15 +61,22 @@ impl Dialect {
         matches!(self, Dialect::Postgres)
     }
 
-    /// How many group-commit writers run at once: one for SQLite (a single writer lock), two for
-    /// PostgreSQL: one gathers while the other waits on its WAL flush. More writers split the same
-    /// traffic into smaller commits, and each commit costs the server ~210 µs of CPU besides the
-    /// flush: on a 2-core machine with a 175 µs `fdatasync`, 4 writers took 12.2-13.6 k hits/s,
-    /// 2 writers 13.9-16.9 k (bench/README.md).
+    /// How many group-commit writers run at once: one on either backend. SQLite has a single writer
+    /// lock. On PostgreSQL a commit costs the server ~150 µs of CPU besides its per-row work and
+    /// the flush, so two writers split the same traffic into twice the commits and fought the
+    /// requests for CPU: 19.9-21.3 k hits/s against 23.9-27.8 k for one (2 cores, bench/README.md).
     pub fn ingest_writers(self) -> usize {
+        1
+    }
+
+    /// How long a writer lets a small batch grow under concurrent load. On SQLite a commit is cheap
+    /// and its per-transaction costs dominate small batches: lingering 50 µs pays. On PostgreSQL the
+    /// commit itself takes ~0.5 ms, during which the next batch gathers anyway; lingering only
+    /// delayed it (20.4-23.9 k hits/s with 50-300 µs, 27.8 k with none).
+    pub fn ingest_linger(self) -> Duration {
         match self {
-            Dialect::Sqlite => 1,
-            Dialect::Postgres => 2,
+            Dialect::Sqlite => Duration::from_micros(50),
+            Dialect::Postgres => Duration::ZERO,
         }
     }
 

@@ -7,8 +7,12 @@
 //! hops, not SQLite, set how often a batch can commit. Here the writer thread calls SQLite itself: a
 //! cached prepared INSERT, one execution per row, inside one transaction. Same file, same pragmas
 //! ([`Dialect::connect_statements`]), same durability: `Ok` means committed.
-//! On PostgreSQL the batch goes through the pool (one statement over a JSON array), driven to
-//! completion on the writer's thread.
+//!
+//! On PostgreSQL it is a connection of its own too, driven by a single-threaded Tokio runtime on the
+//! writer's thread. Through the server's runtime, the reply to each commit waited until a busy
+//! request worker next polled the I/O driver; here the thread that waits is the one that reads the
+//! socket. The batch travels as one binary array per column (`INSERT … SELECT FROM UNNEST`): one
+//! round trip and one autocommit transaction whatever its size, and no text to parse on the server.
 //!
 //! The statement's CLIENT span is on the telemetry fast lane (`telemetry::lane`), a child of the
 //! writer's `ingest_batch` span, with a span link to each request whose row it stores.
@@ -43,13 +47,12 @@ pub enum PageviewInserter {
         store: Store,
         conn: Box<rusqlite::Connection>,
     },
-    /// `conn` is the writer's own connection, taken from the pool at its first batch and kept (a
-    /// pool acquire per batch pinged the server first: a round trip and server CPU per commit);
-    /// dropped after a failed batch, so the next one starts on a tested connection.
-    Pool {
-        store: Store,
-        runtime: tokio::runtime::Handle,
-        conn: Option<sqlx::pool::PoolConnection<sqlx::Any>>,
+    /// `conn` is opened at the first batch and kept; dropped after a failed batch, so the next one
+    /// starts on a new connection. `runtime` is built on the writer's thread at that first batch.
+    Postgres {
+        options: sqlx::postgres::PgConnectOptions,
+        runtime: Option<tokio::runtime::Runtime>,
+        conn: Option<sqlx::postgres::PgConnection>,
     },
 }
 
@@ -58,9 +61,18 @@ const SQLITE_INSERT: &str = "INSERT INTO pageviews (site_id, created_at, url, pa
      country, is_bot, visitor_id, visitor_id_prev) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)";
 
+const POSTGRES_INSERT: &str = "INSERT INTO pageviews (site_id, created_at, url, path, referrer, referrer_domain, \
+     utm_source, utm_medium, utm_campaign, utm_term, utm_content, browser, browser_version, os, device_type, \
+     country, is_bot, visitor_id, visitor_id_prev) \
+     SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
+     $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], \
+     $16::text[], $17::int8[], $18::int8[], $19::int8[])";
+
+/// How long the writer waits for a new PostgreSQL connection before failing the batch (503s).
+const POSTGRES_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Store {
-    /// A connection for the ingest writer's thread (see the module docs). Call from async code:
-    /// the PostgreSQL variant keeps a handle to the current runtime.
+    /// A connection for the ingest writer's thread (see the module docs).
     pub fn pageview_inserter(&self) -> Result<PageviewInserter, InsertError> {
         match (&self.sqlite_file, self.dialect) {
             (Some(file), Dialect::Sqlite) => {
@@ -75,9 +87,9 @@ impl Store {
                 conn.execute_batch("PRAGMA cache_size = -512").map_err(from_rusqlite)?;
                 Ok(PageviewInserter::Sqlite { store: self.clone(), conn: Box::new(conn) })
             }
-            _ => Ok(PageviewInserter::Pool {
-                store: self.clone(),
-                runtime: tokio::runtime::Handle::current(),
+            _ => Ok(PageviewInserter::Postgres {
+                options: self.postgres.clone().expect("a store that is not SQLite is PostgreSQL"),
+                runtime: None,
                 conn: None,
             }),
         }
@@ -98,7 +110,7 @@ impl PageviewInserter {
             return Ok(());
         }
         let (dialect, sql) = match self {
-            PageviewInserter::Pool { store, .. } => (store.dialect, store.dialect.insert_pageviews_sql()),
+            PageviewInserter::Postgres { .. } => (Dialect::Postgres, POSTGRES_INSERT),
             PageviewInserter::Sqlite { .. } => (Dialect::Sqlite, SQLITE_INSERT),
         };
         let mut span = LaneSpan::child_of(parent, Name::Static("INSERT pageviews"), Kind::Client);
@@ -110,24 +122,13 @@ impl PageviewInserter {
             span.link(*request);
         }
         match self {
-            PageviewInserter::Pool { store, runtime, conn } => {
-                let result = runtime.block_on(async {
-                    if conn.is_none() {
-                        *conn = Some(store.pool.acquire().await?);
-                    }
-                    let held = conn.as_mut().expect("just set");
-                    store.insert_pageviews_on(held, rows).await
-                });
-                if result.is_err() {
-                    *conn = None;
-                }
-                result.map_err(|err| {
+            PageviewInserter::Postgres { options, runtime, conn } => insert_postgres(options, runtime, conn, rows)
+                .map_err(|err| {
                     let kind = super::error_type(&err);
                     span.set_str(names::ERROR_TYPE, kind);
                     span.error(kind, &err.to_string());
                     InsertError::from(StoreError::from(err))
-                })
-            }
+                }),
             PageviewInserter::Sqlite { conn, .. } => insert_sqlite(conn, rows).map_err(|err| {
                 span.set_str(names::ERROR_TYPE, "database");
                 span.error("database", &err.to_string());
@@ -166,6 +167,111 @@ fn insert_sqlite(conn: &mut rusqlite::Connection, rows: &[&NewPageview]) -> rusq
         }
     }
     tx.commit()
+}
+
+/// One autocommit `INSERT … SELECT FROM UNNEST` on the writer's own connection, (re)opened as needed.
+fn insert_postgres(
+    options: &sqlx::postgres::PgConnectOptions,
+    runtime: &mut Option<tokio::runtime::Runtime>,
+    conn: &mut Option<sqlx::postgres::PgConnection>,
+    rows: &[&NewPageview],
+) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    if runtime.is_none() {
+        let built = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        *runtime = Some(built);
+    }
+    let runtime = runtime.as_ref().expect("just set");
+    let result = runtime.block_on(async {
+        if conn.is_none() {
+            let connect = sqlx::postgres::PgConnection::connect_with(options);
+            let opened = tokio::time::timeout(POSTGRES_CONNECT_TIMEOUT, connect).await.map_err(|_| {
+                let message = format!("no PostgreSQL connection within {POSTGRES_CONNECT_TIMEOUT:?}");
+                sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, message))
+            })??;
+            *conn = Some(opened);
+        }
+        let held = conn.as_mut().expect("just set");
+        let columns = Columns::of(rows);
+        sqlx::query(POSTGRES_INSERT)
+            .bind(columns.site_id)
+            .bind(columns.created_at)
+            .bind(columns.url)
+            .bind(columns.path)
+            .bind(columns.referrer)
+            .bind(columns.referrer_domain)
+            .bind(columns.utm_source)
+            .bind(columns.utm_medium)
+            .bind(columns.utm_campaign)
+            .bind(columns.utm_term)
+            .bind(columns.utm_content)
+            .bind(columns.browser)
+            .bind(columns.browser_version)
+            .bind(columns.os)
+            .bind(columns.device_type)
+            .bind(columns.country)
+            .bind(columns.is_bot)
+            .bind(columns.visitor_id)
+            .bind(columns.visitor_id_prev)
+            .execute(held)
+            .await
+    });
+    if result.is_err() {
+        *conn = None;
+    }
+    result.map(drop)
+}
+
+/// A batch turned column-wise, one PostgreSQL array per column, borrowing the rows' text.
+#[derive(Default)]
+struct Columns<'a> {
+    site_id: Vec<i64>,
+    created_at: Vec<i64>,
+    url: Vec<&'a str>,
+    path: Vec<&'a str>,
+    referrer: Vec<&'a str>,
+    referrer_domain: Vec<&'a str>,
+    utm_source: Vec<&'a str>,
+    utm_medium: Vec<&'a str>,
+    utm_campaign: Vec<&'a str>,
+    utm_term: Vec<&'a str>,
+    utm_content: Vec<&'a str>,
+    browser: Vec<&'a str>,
+    browser_version: Vec<&'a str>,
+    os: Vec<&'a str>,
+    device_type: Vec<&'a str>,
+    country: Vec<&'a str>,
+    is_bot: Vec<i64>,
+    visitor_id: Vec<i64>,
+    visitor_id_prev: Vec<Option<i64>>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(rows: &[&'a NewPageview]) -> Columns<'a> {
+        let mut columns = Columns::default();
+        for row in rows {
+            columns.site_id.push(row.site_id);
+            columns.created_at.push(row.created_at);
+            columns.url.push(&row.url);
+            columns.path.push(&row.path);
+            columns.referrer.push(&row.referrer);
+            columns.referrer_domain.push(&row.referrer_domain);
+            columns.utm_source.push(&row.utm_source);
+            columns.utm_medium.push(&row.utm_medium);
+            columns.utm_campaign.push(&row.utm_campaign);
+            columns.utm_term.push(&row.utm_term);
+            columns.utm_content.push(&row.utm_content);
+            columns.browser.push(&row.browser);
+            columns.browser_version.push(&row.browser_version);
+            columns.os.push(&row.os);
+            columns.device_type.push(row.device_type);
+            columns.country.push(&row.country);
+            columns.is_bot.push(i64::from(row.is_bot));
+            columns.visitor_id.push(row.visitor_id);
+            columns.visitor_id_prev.push(row.visitor_id_prev);
+        }
+        columns
+    }
 }
 
 fn from_rusqlite(err: rusqlite::Error) -> InsertError {

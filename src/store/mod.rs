@@ -78,6 +78,8 @@ pub struct Store {
     /// SQLite only: the file and its durability, for the connections of the ingest writer
     /// ([`PageviewInserter`]) and of the hourly pass, which bypass the pool.
     sqlite_file: Option<SqliteFile>,
+    /// PostgreSQL only: how to open the ingest writer's own connection, outside the pool.
+    postgres: Option<sqlx::postgres::PgConnectOptions>,
 }
 
 /// Where a SQLite database lives, for connections opened outside the pool.
@@ -124,7 +126,15 @@ impl Store {
             }),
             Dialect::Postgres => None,
         };
-        let store = Store { pool, dialect, sqlite_file };
+        let postgres = match dialect {
+            Dialect::Postgres => Some(
+                sqlx::postgres::PgConnectOptions::from_str(&url)?
+                    .log_statements(tracing::log::LevelFilter::Trace)
+                    .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1)),
+            ),
+            Dialect::Sqlite => None,
+        };
+        let store = Store { pool, dialect, sqlite_file, postgres };
         store.migrate().await?;
         Ok(store)
     }

@@ -41,21 +41,11 @@ impl Store {
         }
         let sql = self.dialect.insert_pageviews_sql();
         traced(self.span("INSERT", "pageviews", sql), async {
-            let mut conn = self.pool.acquire().await?;
-            self.insert_pageviews_on(&mut conn, rows).await
+            let batch = super::json_batch(rows)?;
+            sqlx::query(sql).bind(batch).execute(&self.pool).await?;
+            Ok(())
         })
         .await
-    }
-
-    /// The batch INSERT on a connection the caller holds (the ingest writer keeps one).
-    pub(super) async fn insert_pageviews_on<R: serde::Serialize + Sync>(
-        &self,
-        conn: &mut sqlx::AnyConnection,
-        rows: &[R],
-    ) -> Result<(), sqlx::Error> {
-        let batch = super::json_batch(rows)?;
-        sqlx::query(self.dialect.insert_pageviews_sql()).bind(batch).execute(conn).await?;
-        Ok(())
     }
 
     /// Stored non-bot pageviews of one site, all time.
