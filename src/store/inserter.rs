@@ -17,6 +17,8 @@
 //! The statement's CLIENT span is on the telemetry fast lane (`telemetry::lane`), a child of the
 //! writer's `ingest_batch` span, with a span link to each request whose row it stores.
 
+use std::time::{Duration, Instant};
+
 use super::dialect::{Dialect, sqlite_code_is_unavailable};
 use super::{NewPageview, Store, StoreError};
 use crate::telemetry::lane::{Kind, LaneSpan, Name, SpanRef};
@@ -52,7 +54,7 @@ pub enum PageviewInserter {
     Postgres {
         options: sqlx::postgres::PgConnectOptions,
         runtime: Option<tokio::runtime::Runtime>,
-        conn: Option<sqlx::postgres::PgConnection>,
+        conn: Option<IdleConnection>,
     },
 }
 
@@ -69,7 +71,21 @@ const POSTGRES_INSERT: &str = "INSERT INTO pageviews (site_id, created_at, url, 
      $16::text[], $17::int8[], $18::int8[], $19::int8[])";
 
 /// How long the writer waits for a new PostgreSQL connection before failing the batch (503s).
-const POSTGRES_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+const POSTGRES_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connection unused for longer is pinged before its next batch: a server restart, an
+/// administrator or a firewall may have ended it meanwhile, and its first batch would fail (503s).
+/// Under steady traffic batches follow each other closely and no ping is paid.
+const POSTGRES_PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// How the writer's connection shows in `pg_stat_activity`.
+pub(super) const POSTGRES_APPLICATION_NAME: &str = "squirrel-ingest";
+
+/// The writer's PostgreSQL connection and when its last batch ended.
+pub struct IdleConnection {
+    conn: sqlx::postgres::PgConnection,
+    since: Instant,
+}
 
 impl Store {
     /// A connection for the ingest writer's thread (see the module docs).
@@ -173,7 +189,7 @@ fn insert_sqlite(conn: &mut rusqlite::Connection, rows: &[&NewPageview]) -> rusq
 fn insert_postgres(
     options: &sqlx::postgres::PgConnectOptions,
     runtime: &mut Option<tokio::runtime::Runtime>,
-    conn: &mut Option<sqlx::postgres::PgConnection>,
+    conn: &mut Option<IdleConnection>,
     rows: &[&NewPageview],
 ) -> Result<(), sqlx::Error> {
     use sqlx::Connection;
@@ -183,15 +199,23 @@ fn insert_postgres(
     }
     let runtime = runtime.as_ref().expect("just set");
     let result = runtime.block_on(async {
+        if let Some(idle) = conn.as_mut()
+            && idle.since.elapsed() > POSTGRES_PING_AFTER_IDLE
+        {
+            let alive = matches!(tokio::time::timeout(POSTGRES_CONNECT_TIMEOUT, idle.conn.ping()).await, Ok(Ok(())));
+            if !alive {
+                *conn = None;
+            }
+        }
         if conn.is_none() {
             let connect = sqlx::postgres::PgConnection::connect_with(options);
             let opened = tokio::time::timeout(POSTGRES_CONNECT_TIMEOUT, connect).await.map_err(|_| {
                 let message = format!("no PostgreSQL connection within {POSTGRES_CONNECT_TIMEOUT:?}");
                 sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, message))
             })??;
-            *conn = Some(opened);
+            *conn = Some(IdleConnection { conn: opened, since: Instant::now() });
         }
-        let held = conn.as_mut().expect("just set");
+        let held = &mut conn.as_mut().expect("just set").conn;
         let columns = Columns::of(rows);
         sqlx::query(POSTGRES_INSERT)
             .bind(columns.site_id)
@@ -216,8 +240,9 @@ fn insert_postgres(
             .execute(held)
             .await
     });
-    if result.is_err() {
-        *conn = None;
+    match (&result, conn.as_mut()) {
+        (Ok(_), Some(idle)) => idle.since = Instant::now(),
+        _ => *conn = None,
     }
     result.map(drop)
 }

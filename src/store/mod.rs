@@ -129,6 +129,7 @@ impl Store {
         let postgres = match dialect {
             Dialect::Postgres => Some(
                 sqlx::postgres::PgConnectOptions::from_str(&url)?
+                    .application_name(inserter::POSTGRES_APPLICATION_NAME)
                     .log_statements(tracing::log::LevelFilter::Trace)
                     .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1)),
             ),

@@ -365,3 +365,32 @@ pub async fn futures_join_all<F: std::future::Future<Output = T> + Send + 'stati
     }
     out
 }
+
+/// PostgreSQL only: the ingest writer keeps a connection of its own, outside the pool. A restart, an
+/// administrator or a firewall can end it between two quiet moments; the next pageview must still be
+/// stored, not answered 503.
+#[tokio::test]
+async fn the_postgres_ingest_writer_replaces_a_connection_ended_while_idle() {
+    use sqlx::{Connection, Row};
+    let app = spawn_app(Backend::Postgres).await;
+    let site = app.create_site().await;
+    let first = app.get_pv(&format!("sid={}&h=https://example.com&p=/before", site.identifier), MAC_CHROME).await;
+    assert_eq!(first.status(), 200);
+
+    let mut admin = sqlx::PgConnection::connect(&app.db.url).await.expect("admin connection");
+    let ended = sqlx::query(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = 'squirrel-ingest' AND datname = current_database()) AS ended",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .expect("terminate the writer's connection")
+    .get::<i64, _>(0);
+    assert_eq!(ended, 1, "the writer's connection shows in pg_stat_activity under its own name");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+
+    let second = app.get_pv(&format!("sid={}&h=https://example.com&p=/after", site.identifier), MAC_CHROME).await;
+    assert_eq!(second.status(), 200, "{:?}", second.text().await);
+    let stored = app.pageviews(&site).await;
+    assert_eq!(stored.iter().map(|p| p.row.path.as_str()).collect::<Vec<_>>(), ["/before", "/after"]);
+}
