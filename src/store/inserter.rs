@@ -104,7 +104,7 @@ impl Store {
                 Ok(PageviewInserter::Sqlite { store: self.clone(), conn: Box::new(conn) })
             }
             _ => Ok(PageviewInserter::Postgres {
-                options: self.postgres.clone().expect("a store that is not SQLite is PostgreSQL"),
+                options: self.postgres.clone().expect("a store that is not SQLite is PostgreSQL").0,
                 runtime: None,
                 conn: None,
             }),

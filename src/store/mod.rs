@@ -79,7 +79,17 @@ pub struct Store {
     /// ([`PageviewInserter`]) and of the hourly pass, which bypass the pool.
     sqlite_file: Option<SqliteFile>,
     /// PostgreSQL only: how to open the ingest writer's own connection, outside the pool.
-    postgres: Option<sqlx::postgres::PgConnectOptions>,
+    postgres: Option<PostgresOptions>,
+}
+
+/// How to connect to PostgreSQL. Its `Debug` leaves the options out: they hold the password.
+#[derive(Clone)]
+pub(crate) struct PostgresOptions(pub sqlx::postgres::PgConnectOptions);
+
+impl std::fmt::Debug for PostgresOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PostgresOptions { .. }")
+    }
 }
 
 /// Where a SQLite database lives, for connections opened outside the pool.
@@ -127,12 +137,12 @@ impl Store {
             Dialect::Postgres => None,
         };
         let postgres = match dialect {
-            Dialect::Postgres => Some(
+            Dialect::Postgres => Some(PostgresOptions(
                 sqlx::postgres::PgConnectOptions::from_str(&url)?
                     .application_name(inserter::POSTGRES_APPLICATION_NAME)
                     .log_statements(tracing::log::LevelFilter::Trace)
                     .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1)),
-            ),
+            )),
             Dialect::Sqlite => None,
         };
         let store = Store { pool, dialect, sqlite_file, postgres };
@@ -248,5 +258,18 @@ pub(super) fn error_type(err: &sqlx::Error) -> &'static str {
         sqlx::Error::Io(_) => "io",
         sqlx::Error::RowNotFound => "row_not_found",
         _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_options_never_show_their_password() {
+        let options =
+            sqlx::postgres::PgConnectOptions::from_str("postgres://squirrel:s3cret-pw@db.internal:5432/stats").unwrap();
+        let shown = format!("{:?}", PostgresOptions(options));
+        assert!(!shown.contains("s3cret-pw"), "{shown}");
     }
 }
