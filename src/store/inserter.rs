@@ -216,27 +216,21 @@ fn insert_postgres(
             *conn = Some(IdleConnection { conn: opened, since: Instant::now() });
         }
         let held = &mut conn.as_mut().expect("just set").conn;
-        let columns = Columns::of(rows);
-        sqlx::query(POSTGRES_INSERT)
-            .bind(columns.site_id)
-            .bind(columns.created_at)
-            .bind(columns.url)
-            .bind(columns.path)
-            .bind(columns.referrer)
-            .bind(columns.referrer_domain)
-            .bind(columns.utm_source)
-            .bind(columns.utm_medium)
-            .bind(columns.utm_campaign)
-            .bind(columns.utm_term)
-            .bind(columns.utm_content)
-            .bind(columns.browser)
-            .bind(columns.browser_version)
-            .bind(columns.os)
-            .bind(columns.device_type)
-            .bind(columns.country)
-            .bind(columns.is_bot)
-            .bind(columns.visitor_id)
-            .bind(columns.visitor_id_prev)
+        let mut texts: [Vec<&str>; TEXT_COLUMNS] = Default::default();
+        for row in rows {
+            for (column, value) in texts.iter_mut().zip(text_columns(row)) {
+                column.push(value);
+            }
+        }
+        let ints = |column: fn(&NewPageview) -> i64| rows.iter().map(|row| column(row)).collect::<Vec<i64>>();
+        let mut insert = sqlx::query(POSTGRES_INSERT).bind(ints(|row| row.site_id)).bind(ints(|row| row.created_at));
+        for column in texts {
+            insert = insert.bind(column);
+        }
+        insert
+            .bind(ints(|row| i64::from(row.is_bot)))
+            .bind(ints(|row| row.visitor_id))
+            .bind(rows.iter().map(|row| row.visitor_id_prev).collect::<Vec<Option<i64>>>())
             .execute(held)
             .await
     });
@@ -247,56 +241,26 @@ fn insert_postgres(
     result.map(drop)
 }
 
-/// A batch turned column-wise, one PostgreSQL array per column, borrowing the rows' text.
-#[derive(Default)]
-struct Columns<'a> {
-    site_id: Vec<i64>,
-    created_at: Vec<i64>,
-    url: Vec<&'a str>,
-    path: Vec<&'a str>,
-    referrer: Vec<&'a str>,
-    referrer_domain: Vec<&'a str>,
-    utm_source: Vec<&'a str>,
-    utm_medium: Vec<&'a str>,
-    utm_campaign: Vec<&'a str>,
-    utm_term: Vec<&'a str>,
-    utm_content: Vec<&'a str>,
-    browser: Vec<&'a str>,
-    browser_version: Vec<&'a str>,
-    os: Vec<&'a str>,
-    device_type: Vec<&'a str>,
-    country: Vec<&'a str>,
-    is_bot: Vec<i64>,
-    visitor_id: Vec<i64>,
-    visitor_id_prev: Vec<Option<i64>>,
-}
+/// The text columns of `POSTGRES_INSERT` (`$3` … `$16`), in order.
+const TEXT_COLUMNS: usize = 14;
 
-impl<'a> Columns<'a> {
-    fn of(rows: &[&'a NewPageview]) -> Columns<'a> {
-        let mut columns = Columns::default();
-        for row in rows {
-            columns.site_id.push(row.site_id);
-            columns.created_at.push(row.created_at);
-            columns.url.push(&row.url);
-            columns.path.push(&row.path);
-            columns.referrer.push(&row.referrer);
-            columns.referrer_domain.push(&row.referrer_domain);
-            columns.utm_source.push(&row.utm_source);
-            columns.utm_medium.push(&row.utm_medium);
-            columns.utm_campaign.push(&row.utm_campaign);
-            columns.utm_term.push(&row.utm_term);
-            columns.utm_content.push(&row.utm_content);
-            columns.browser.push(&row.browser);
-            columns.browser_version.push(&row.browser_version);
-            columns.os.push(&row.os);
-            columns.device_type.push(row.device_type);
-            columns.country.push(&row.country);
-            columns.is_bot.push(i64::from(row.is_bot));
-            columns.visitor_id.push(row.visitor_id);
-            columns.visitor_id_prev.push(row.visitor_id_prev);
-        }
-        columns
-    }
+fn text_columns(row: &NewPageview) -> [&str; TEXT_COLUMNS] {
+    [
+        &row.url,
+        &row.path,
+        &row.referrer,
+        &row.referrer_domain,
+        &row.utm_source,
+        &row.utm_medium,
+        &row.utm_campaign,
+        &row.utm_term,
+        &row.utm_content,
+        &row.browser,
+        &row.browser_version,
+        &row.os,
+        row.device_type,
+        &row.country,
+    ]
 }
 
 fn from_rusqlite(err: rusqlite::Error) -> InsertError {
