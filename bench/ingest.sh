@@ -24,6 +24,10 @@
 #                  0: telemetry off only [1]
 #   PAIRS          telemetry off/on pairs per backend, run alternately; the cost reported is the
 #                  median of the pairs' (one 15 s pair can swing ±5 % on a shared 2-core machine) [3]
+#   BASELINE       1: also measure bench/baseline (a bare durable-ack ingest server: the floor of what
+#                  any server pays for a committed pageview, built with cargo on first use) on each
+#                  backend right before squirrel, so a run's ratios can be read against what a
+#                  minimal design reaches on the same machine; 0: skip it [1]
 #   XFF            1: send X-Forwarded-For from TEST-NET ranges and start squirrel with
 #                  TRUSTED_PROXIES=127.0.0.1 (many visitors, as behind a proxy); 0: all hits from
 #                  127.0.0.1 [1]
@@ -46,6 +50,7 @@ THREADS=${THREADS:-2}
 NGINX_WORKERS=${NGINX_WORKERS:-auto}
 XFF=${XFF:-1}
 TELEMETRY=${TELEMETRY:-1}
+BASELINE=${BASELINE:-1}
 PAIRS=${PAIRS:-3}
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432}
 PG_URL=${PG_URL%/}
@@ -71,6 +76,7 @@ while (($#)); do
   shift
 done
 [[ $TELEMETRY == 0 || $TELEMETRY == 1 ]] || { echo "TELEMETRY must be 0 or 1, got '$TELEMETRY'" >&2; exit 2; }
+[[ $BASELINE == 0 || $BASELINE == 1 ]] || { echo "BASELINE must be 0 or 1, got '$BASELINE'" >&2; exit 2; }
 for v in DURATION WARMUP ROWS CONNECTIONS THREADS; do
   [[ ${!v} =~ ^[0-9]+$ ]] || { echo "$v must be a whole number, got '${!v}'" >&2; exit 2; }
 done
@@ -177,6 +183,11 @@ else
   BIN=$REPO/target/release/squirrel
 fi
 [[ -x $BIN ]] || { echo "no squirrel binary at $BIN" >&2; exit 1; }
+BASELINE_BIN=$BENCH_DIR/baseline/target/release/ingest-baseline
+if ((BASELINE)); then
+  log "building bench/baseline (cargo build --release; a no-op when up to date)"
+  cargo build --release --quiet --manifest-path "$BENCH_DIR/baseline/Cargo.toml" || { echo "cargo build of bench/baseline failed" >&2; exit 1; }
+fi
 
 BUILD_SECS=$(($(date +%s) - T0))
 TMP=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/squirrel-bench.XXXXXX")
@@ -230,7 +241,7 @@ stop_pid() {
 # the processes under test (squirrel, postgres, nginx, by name), and waited-for children (wrk).
 # "Other" = busy - those: other sessions' builds or tests on this machine disturb the figures.
 busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8; exit }' /proc/stat; }
-tested_ticks() { cat /proc/[0-9]*/stat 2>/dev/null | awk '$2 ~ /^\((squirrel|postgres|nginx)\)$/ { s += $14 + $15 } END { print s + 0 }'; }
+tested_ticks() { cat /proc/[0-9]*/stat 2>/dev/null | awk '$2 ~ /^\((squirrel|postgres|nginx|ingest-baseline)\)$/ { s += $14 + $15 } END { print s + 0 }'; }
 # Sets CHILD_TICKS (not for $(...): a subshell has its own, empty, children times).
 child_ticks() {
   times >"$TMP/times"
@@ -463,6 +474,47 @@ stop_sink() {
     "$SINK_DIR/otlp.log"
 }
 
+# The bare baseline (bench/baseline) on a fresh database of backend $1: same load, same warm-up.
+
+bench_baseline() {
+  local backend=$1 name port pid out logf max_id rows hwm
+  case $backend in sqlite) name="baseline SQLite" ;; pg) name="baseline PostgreSQL" ;; esac
+  logf=$TMP/baseline-$backend.log
+  fresh_db "$backend" || { fail "$name: could not create a database"; return 1; }
+  port=$(free_port)
+  "$BASELINE_BIN" "$DB_URL" "127.0.0.1:$port" >>"$logf" 2>&1 &
+  pid=$!
+  PIDS+=("$pid")
+  # The readiness probe stores a row; rows are counted from the highest id before the load.
+  if ! wait_http "http://127.0.0.1:$port/api/v1/pv?sid=ready" "$pid" 30; then
+    fail "$name: did not come up: $(log_tail "$logf" 5)"
+    stop_pid "$pid" 5; drop_db "$backend"; return 1
+  fi
+  if ((WARMUP > 0)); then
+    DURATION=$WARMUP run_wrk "http://127.0.0.1:$port" "bench-site" "$TMP/wrk-baseline-$backend-warmup.txt"
+    sleep 0.5
+  fi
+  max_id=$(db_query "$backend" "SELECT COALESCE(MAX(id), 0) FROM pageviews")
+  log "$name: :$port (pid $pid) — wrk ${DURATION}s, $CONNECTIONS connections, $THREADS threads"
+  out=$TMP/wrk-baseline-$backend.txt
+  run_wrk "http://127.0.0.1:$port" "bench-site" "$out"
+  kill -0 "$pid" 2>/dev/null || { fail "$name: exited during the load: $(log_tail "$logf" 3)"; W_ok=0; }
+  hwm=$(awk '/^VmHWM/ { print $2 }' "/proc/$pid/status" 2>/dev/null)
+  stop_pid "$pid" 10
+  if ((W_ok)); then
+    rows=$(db_query "$backend" "SELECT COUNT(*) FROM pageviews WHERE id > $max_id")
+    local rps
+    rps=$(rps_of "$W_requests" "$W_duration_us")
+    BASELINE_RPS[$backend]=$rps
+    add_result "$name" 0 "$rps" "$W_p50_us" "$W_p99_us" "$W_errors_status" "$((W_requests - W_errors_status))" "$rows" \
+      "$(awk -v k="${hwm:-0}" 'BEGIN { printf "%.1f", k / 1024 }')" \
+      "$((W_errors_connect + W_errors_read + W_errors_write + W_errors_timeout))" \
+      "p90 $(fmt_ms "$W_p90_us") ms, p99.9 $(fmt_ms "$W_p999_us") ms, max $(fmt_ms "$W_max_us") ms; $(cpu_note)" "$W_other"
+    log "$name: $rps req/s, p50 $(fmt_ms "$W_p50_us") ms, p99 $(fmt_ms "$W_p99_us") ms, rows $rows; $(cpu_note)"
+  fi
+  drop_db "$backend"
+}
+
 # One squirrel target: backend $1, $2 rows stored before the load, $3 = 1 for telemetry on.
 
 bench_squirrel() {
@@ -598,11 +650,12 @@ bench_squirrel() {
 # ---------------------------------------------------------------------------------------------------
 # Run
 
-declare -A PREFILL_SECS=()
+declare -A PREFILL_SECS=() BASELINE_RPS=()
 NGINX_RPS=""
 log "squirrel $COMMIT ($BIN), backends: $backends, DURATION=$DURATION ROWS=$ROWS, temp dir $TMP"
 bench_nginx
 for backend in $backends; do
+  ((BASELINE)) && bench_baseline "$backend"
   bench_squirrel "$backend" 0
   # Right after the same run with telemetry off, so both see the same machine state; then more
   # off/on pairs, alternating, for a median.
@@ -628,6 +681,7 @@ mark() { if "$@"; then echo ok; else echo MISS; fi; }
 targets_for() {
   local i=$1 want r
   case ${R_NAME[i]} in
+    baseline*) echo "-"; return ;;
     *SQLite*) want=0.40 ;;
     *PostgreSQL*) want=0.30 ;;
     *) echo "-"; return ;;
@@ -669,6 +723,17 @@ elapsed=$(($(date +%s) - T0))
     if [[ -n $empty && -n $full && $empty != 0 ]]; then
       echo "$name: req/s with $ROWS stored = $(awk -v a="$full" -v b="$empty" 'BEGIN { printf "%.0f%%", 100 * a / b }') of empty (target: flat)"
     fi
+  done
+  # squirrel against the bare baseline: the first empty-database run of each, same backend.
+  for b in sqlite pg; do
+    [[ -n ${BASELINE_RPS[$b]:-} ]] || continue
+    name="squirrel SQLite"; [[ $b == pg ]] && name="squirrel PostgreSQL"
+    for i in "${!R_NAME[@]}"; do
+      [[ ${R_NAME[i]} == "$name" && ${R_BEFORE[i]} == 0 ]] || continue
+      awk -v n="$name" -v a="${R_RPS[i]}" -v b="${BASELINE_RPS[$b]}" -v g="$NGINX_RPS" 'BEGIN {
+        printf "%s: %.2fx the bare baseline (%d vs %d req/s; the baseline is %.2fx nginx)\n", n, a / b, a, b, (g > 0 ? b / g : 0) }'
+      break
+    done
   done
   # Telemetry cost: each +otel run against the run just before it (same backend, empty database),
   # then the median of the pairs.
