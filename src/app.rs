@@ -14,8 +14,6 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower::Layer;
-use tower_http::normalize_path::NormalizePathLayer;
 
 use crate::accounts::auth::Auth;
 use crate::config::Config;
@@ -94,9 +92,7 @@ impl App {
     pub async fn run_until_stopped(self, stop: CancellationToken) -> anyhow::Result<()> {
         let App { listener, store, state, tasks, config } = self;
         let grace = config.http.shutdown_grace();
-        // Trailing slashes are trimmed before routing, so `/pv/` and `/pv` are one route.
-        let service = NormalizePathLayer::trim_trailing_slash().layer(http::router(state));
-        let server = http::server::serve(listener, service, stop.clone());
+        let server = http::server::serve(listener, http::Frontend::new(state), stop.clone());
         let checkpointer = tokio::spawn(store.clone().run_checkpointer(stop.clone()));
         tokio::select! {
             () = server => {}

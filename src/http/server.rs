@@ -14,7 +14,6 @@ use std::io;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use axum::http::Request;
 use axum::response::Response;
 use hyper::body::Incoming;
@@ -22,16 +21,12 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower::{Service, ServiceExt};
 
-/// Serves `service` on `listener` until `stop`, then stops accepting, lets every connection finish
-/// its in-flight request and waits for them all. Each request carries its peer's
-/// [`ConnectInfo<std::net::SocketAddr>`], as with axum's `into_make_service_with_connect_info`.
-pub async fn serve<S>(listener: TcpListener, service: S, stop: CancellationToken)
-where
-    S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-{
+use super::Frontend;
+
+/// Serves `frontend` on `listener` until `stop`, then stops accepting, lets every connection finish
+/// its in-flight request and waits for them all. Each request is answered with its peer's address.
+pub async fn serve(listener: TcpListener, frontend: Frontend, stop: CancellationToken) {
     let connections = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.half_close(true);
@@ -49,11 +44,11 @@ where
         // Responses go out in one write; without Nagle's delay a client's next request can't wait on
         // an unacknowledged segment either.
         let _ = stream.set_nodelay(true);
-        let service = service.clone();
+        let frontend = frontend.clone();
+        // The answer's future is not boxed: hyper keeps it in the connection's own allocation.
         let handler = hyper::service::service_fn(move |request: Request<Incoming>| {
-            let mut request = request.map(Body::new);
-            request.extensions_mut().insert(ConnectInfo(peer));
-            service.clone().oneshot(request)
+            let answer = frontend.clone().answer(peer, request.map(Body::new));
+            async move { Ok::<Response, Infallible>(answer.await) }
         });
         let connection = connections.watch(http.serve_connection(TokioIo::new(stream), handler));
         tokio::spawn(async move {

@@ -11,9 +11,10 @@
 //! A middleware of our own instead of `axum-tracing-opentelemetry`: one dependency fewer, and its
 //! span is created at TRACE level, which an `info` filter silently drops (research note §1).
 //!
-//! Tracking routes take the fast lane ([`crate::telemetry::lane`]) when spans are exported: the same
-//! span, with the same attributes, built without `tracing`; its identity goes to the handler in the
-//! request's extensions ([`LaneParent`]) so `track_pageview` becomes its child.
+//! Tracking requests never reach the router (see [`crate::http::Frontend`]): their SERVER span is
+//! [`lane_server_span`], on the fast lane ([`crate::telemetry::lane`]) — the same span, with the same
+//! attributes, built without `tracing`, whose identity goes to the handler so `track_pageview`
+//! becomes its child.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -36,7 +37,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::client_ip::client_ip;
 use crate::config::TrustedProxies;
-use crate::telemetry::lane::{self, Kind, LaneSpan, Name, Parent, Value};
+use crate::telemetry::lane::{self, Kind, LaneSpan, Name, Parent, SpanRef, Value};
 use crate::telemetry::names;
 
 /// Adds [`ServerSpan`] to every route; added with `Router::layer`, so the matched route template is
@@ -96,10 +97,8 @@ impl Service<Request> for ServerSpan {
 /// Runs `route` inside a SERVER span of its own.
 async fn server_span(trusted: &TrustedProxies, request: Request, route: Route) -> Response {
     let route_template = request.extensions().get::<MatchedPath>().cloned();
-    if let Some(template) = route_template.as_ref().and_then(|r| tracking_route(r.as_str())) {
-        return lane_server_span(trusted, template, request, route).await;
-    }
-    let RequestFacts { client, user_agent, host, port } = RequestFacts::of(&request, trusted);
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0);
+    let RequestFacts { client, user_agent, host, port } = RequestFacts::of(&request, peer, trusted);
     let headers = request.headers();
     let method = request.method();
     let span = tracing::info_span!(
@@ -136,28 +135,30 @@ async fn server_span(trusted: &TrustedProxies, request: Request, route: Route) -
     response
 }
 
-/// The tracking routes' templates, as `'static` strings for the lane's span names.
-fn tracking_route(route: &str) -> Option<&'static str> {
-    crate::http::routes::track::ROUTES.iter().copied().find(|r| *r == route)
-}
-
-/// The SERVER span of a tracking request, on the fast lane. Same name and attributes as
-/// [`server_span`]'s.
-async fn lane_server_span(
+/// The SERVER span of a tracking request, on the fast lane: same name and attributes as
+/// [`server_span`]'s. `handler` gets the span's identity, for its own child span.
+pub(crate) async fn lane_server_span<H, F>(
     trusted: &TrustedProxies,
     template: &'static str,
-    mut request: Request,
-    route: Route,
-) -> Response {
+    peer: SocketAddr,
+    request: Request,
+    handler: H,
+) -> Response
+where
+    H: FnOnce(Request, Option<SpanRef>) -> F,
+    F: Future<Output = Response>,
+{
     let headers = request.headers();
     let parent = Parent::from_traceparent(headers.get("traceparent").map(|v| v.as_bytes()));
     let method = semconv_method(request.method());
     let mut span = LaneSpan::start(Name::MethodRoute(method, template), Kind::Server, parent);
     if span.is_recording() {
-        let RequestFacts { client, user_agent, host, port } = RequestFacts::of(&request, trusted);
+        let RequestFacts { client, user_agent, host, port } = RequestFacts::of(&request, Some(peer), trusted);
         span.set_str(names::HTTP_REQUEST_METHOD, method);
         span.set_str(names::HTTP_ROUTE, template);
-        span.set_str(names::URL_PATH, request.uri().path());
+        // The path as the router would see it (outer slashes trimmed): a tracking route has no
+        // parameters, so that is its template.
+        span.set_str(names::URL_PATH, template);
         span.set_str(names::URL_SCHEME, "http");
         if let Some(client) = client {
             span.set(names::CLIENT_ADDRESS, Value::Ip(client));
@@ -172,9 +173,8 @@ async fn lane_server_span(
             span.set(names::SERVER_PORT, Value::Int(i64::from(port)));
         }
         span.set_str(names::NETWORK_PROTOCOL_VERSION, protocol_version(request.version()));
-        request.extensions_mut().insert(LaneParent(span.context()));
     }
-    let response = run(route, request).await;
+    let response = handler(request, span.context()).await;
     let status = response.status().as_u16();
     span.set(names::HTTP_RESPONSE_STATUS_CODE, Value::Int(i64::from(status)));
     if status >= 500 {
@@ -202,9 +202,8 @@ struct RequestFacts<'a> {
 }
 
 impl<'a> RequestFacts<'a> {
-    fn of(request: &'a Request, trusted: &TrustedProxies) -> RequestFacts<'a> {
+    fn of(request: &'a Request, peer: Option<SocketAddr>, trusted: &TrustedProxies) -> RequestFacts<'a> {
         let headers = request.headers();
-        let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0);
         let (host, port) = match headers.get(header::HOST).and_then(|v| v.to_str().ok()) {
             Some(host) => split_host(host),
             None => (None, None),
@@ -217,10 +216,6 @@ impl<'a> RequestFacts<'a> {
         }
     }
 }
-
-/// The lane SERVER span of a tracking request, for its handler's child span.
-#[derive(Debug, Clone, Copy)]
-pub struct LaneParent(pub Option<lane::SpanRef>);
 
 /// `GET /api/v1/pv`, formatted only if a span is actually recorded.
 struct SpanName<'a> {

@@ -23,7 +23,7 @@ use crate::config::Origins;
 /// The original dashboard sends every request with credentials and a JSON content type, so each one
 /// is preflighted: the preflight gets the exact origin back (never `*`, which browsers refuse with
 /// credentials), and any other origin gets no CORS headers at all. Tracking keeps its own open CORS
-/// (`track::router`).
+/// ([`track::TrackEndpoint`]).
 pub fn api(origins: &Origins) -> Router<AppState> {
     let allowed: Vec<HeaderValue> = origins.0.iter().filter_map(|origin| HeaderValue::from_str(origin).ok()).collect();
     let cors = CorsLayer::new()

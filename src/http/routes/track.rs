@@ -1,5 +1,6 @@
-//! `GET|POST /api/v1/pv`, `/pv`, `/api/v1/track`, `/track`: the tracking endpoint (one handler,
-//! [`track`], behind the four documented operations).
+//! `GET|POST /api/v1/pv`, `/pv`, `/api/v1/track`, `/track`: the tracking endpoint ([`TrackEndpoint`],
+//! served ahead of the router by [`crate::http::Frontend`]; the four documented operations below are
+//! its OpenAPI description).
 //!
 //! Parameters come from the query string, then (for fields the query string lacks) from a form or
 //! JSON body as `sendBeacon`/`fetch` send it. A 200 means the pageview is committed. Any origin may
@@ -8,64 +9,92 @@
 
 use std::net::SocketAddr;
 
-use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Uri, header};
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get};
 use serde::Serialize;
-use tower::util::MapResponseLayer;
 use utoipa::ToSchema;
 
-use super::super::{AppState, client_ip::client_ip, error::ApiError};
+use super::super::{AppState, client_ip::client_ip, error::ApiError, security, trace};
 use super::openapi::TrackErrors;
-use crate::http::trace::LaneParent;
 use crate::ingest::hit::MAX_BODY;
 use crate::ingest::{Client, TrackParams, hit};
 use crate::store::now_ms;
-use crate::telemetry::lane::{Kind, LaneSpan, Name};
+use crate::telemetry::lane::{self, Kind, LaneSpan, Name, SpanRef};
 use crate::telemetry::{self, names};
-
-/// Stands in for a peer address no connection reported (only a router served without connect info).
-const UNKNOWN_PEER: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
 
 /// Longest User-Agent we read; the parser looks at far less and nothing else needs more.
 const MAX_USER_AGENT: usize = 1024;
 
-pub fn router() -> Router<AppState> {
-    let [pv, pv_bare, track, track_bare] = ROUTES;
-    Router::new()
-        .route(pv, endpoint(get(pv_get).post(pv_post)))
-        .route(pv_bare, endpoint(get(pv_get).post(pv_post)))
-        .route(track, endpoint(get(track_get).post(track_post)))
-        .route(track_bare, endpoint(get(track_get).post(track_post)))
-        .layer(MapResponseLayer::new(allow_any_origin as fn(Response) -> Response))
-}
-
-/// The tracking routes (`/pv` and `/track` under both mounts); their spans take the fast lane.
+/// The tracking routes (`/pv` and `/track` under both mounts), as their spans name them.
 pub const ROUTES: [&str; 4] = ["/api/v1/pv", "/pv", "/api/v1/track", "/track"];
 
-fn endpoint(methods: MethodRouter<AppState>) -> MethodRouter<AppState> {
-    methods.options(preflight).fallback(|| async { ApiError::MethodNotAllowed { allow: "GET, POST" } })
+/// The tracking route that `path` asks for, if any. Trailing slashes and repeated leading ones are
+/// ignored, as `NormalizePath` ignores them for the router's routes.
+pub fn route_of(path: &str) -> Option<&'static str> {
+    let path = path.trim_matches('/');
+    ROUTES.into_iter().find(|route| route[1..] == *path)
 }
 
-/// CORS for any origin, by hand: `tower_http`'s `CorsLayer` clones its whole configuration (header
-/// lists included) for every request, a few percent of a tracking hit's CPU. With `*` as the
-/// origin nothing varies by request, so every answer carries the same header.
+/// Every method of the tracking routes: GET, HEAD and POST record a pageview, OPTIONS answers the
+/// preflight, anything else is 405.
+///
+/// Served ahead of the router as one plain call per hit. Through the router, each `Router::layer`
+/// (SERVER span, security headers, CORS) wrapped every route in one more boxed service, and each
+/// level cost an allocation for the cloned service and one for its future on every request: with
+/// the request's extensions, about ten of a hit's ~24 allocations. So this does what those layers
+/// did, in the same order: the SERVER span around everything, then CORS for any origin and the
+/// security headers on every answer.
+pub struct TrackEndpoint {
+    state: AppState,
+    security_headers: fn(Response) -> Response,
+}
+
+impl TrackEndpoint {
+    pub fn new(state: AppState) -> TrackEndpoint {
+        let security_headers = security::headers(state.accounts.public_url.as_deref());
+        TrackEndpoint { state, security_headers }
+    }
+
+    /// Answers `request` to tracking route `route` (one of [`ROUTES`]) from `peer`.
+    pub async fn call(&self, route: &'static str, peer: SocketAddr, request: Request) -> Response {
+        let response = if lane::enabled() {
+            let trusted = &self.state.trusted_proxies;
+            trace::lane_server_span(trusted, route, peer, request, |request, span| self.by_method(peer, request, span))
+                .await
+        } else {
+            self.by_method(peer, request, None).await
+        };
+        (self.security_headers)(allow_any_origin(response))
+    }
+
+    async fn by_method(&self, peer: SocketAddr, request: Request, server_span: Option<SpanRef>) -> Response {
+        match *request.method() {
+            Method::GET | Method::HEAD | Method::POST => track(&self.state, peer, request, server_span).await,
+            Method::OPTIONS => preflight(),
+            _ => ApiError::MethodNotAllowed { allow: "GET, POST" }.into_response(),
+        }
+    }
+}
+
+/// CORS for any origin: with `*` nothing varies by request, so every answer carries the same header.
 fn allow_any_origin(mut response: Response) -> Response {
     response.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     response
 }
 
 /// The preflight of a `fetch` with a JSON body: any origin, GET and POST, `Content-Type`, cached a day.
-async fn preflight() -> impl IntoResponse {
+fn preflight() -> Response {
     [
         (header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST")),
         (header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type")),
         (header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400")),
     ]
+    .into_response()
 }
+
+// The four operations, for the OpenAPI document only: `TrackEndpoint` serves them.
 
 /// Record a pageview (the tracking script's endpoint)
 #[utoipa::path(
@@ -76,9 +105,8 @@ async fn preflight() -> impl IntoResponse {
     params(TrackParams),
     responses((status = 200, description = OK, body = TrackOk), TrackErrors)
 )]
-pub(super) fn pv_get(state: State<AppState>, request: Request) -> impl Future<Output = Response> {
-    track(state, request)
-}
+#[allow(dead_code)]
+pub(super) fn pv_get() {}
 
 /// Record a pageview; parameters missing from the query string are read from the body
 #[utoipa::path(
@@ -94,9 +122,8 @@ pub(super) fn pv_get(state: State<AppState>, request: Request) -> impl Future<Ou
     )),
     responses((status = 200, description = OK, body = TrackOk), TrackErrors)
 )]
-pub(super) fn pv_post(state: State<AppState>, request: Request) -> impl Future<Output = Response> {
-    track(state, request)
-}
+#[allow(dead_code)]
+pub(super) fn pv_post() {}
 
 /// Record a pageview (alias of pv)
 #[utoipa::path(
@@ -107,9 +134,8 @@ pub(super) fn pv_post(state: State<AppState>, request: Request) -> impl Future<O
     params(TrackParams),
     responses((status = 200, description = OK, body = TrackOk), TrackErrors)
 )]
-pub(super) fn track_get(state: State<AppState>, request: Request) -> impl Future<Output = Response> {
-    track(state, request)
-}
+#[allow(dead_code)]
+pub(super) fn track_get() {}
 
 /// Record a pageview (alias of pv)
 #[utoipa::path(
@@ -125,9 +151,8 @@ pub(super) fn track_get(state: State<AppState>, request: Request) -> impl Future
     )),
     responses((status = 200, description = OK, body = TrackOk), TrackErrors)
 )]
-pub(super) fn track_post(state: State<AppState>, request: Request) -> impl Future<Output = Response> {
-    track(state, request)
-}
+#[allow(dead_code)]
+pub(super) fn track_post() {}
 
 const OK: &str = "The pageview is committed (bots too: stored, flagged, never counted)";
 const BODY: &str = "sendBeacon / fetch / form body (text/plain: a JSON object as text); \
@@ -146,43 +171,33 @@ pub enum TrackStatus {
     Ok,
 }
 
-/// Reads the request's parts in place: the `HeaderMap`/`Uri`/`ConnectInfo` extractors would clone
-/// them, on the hottest path there is.
-///
-/// Axum boxes each request's future, and glibc's malloc takes a slow path (`malloc_consolidate`)
-/// for a kilobyte or more. So the handlers are plain functions whose future holds the request once
-/// (an `async fn` would also keep its arguments), and rare waits (a body's timer, a full queue, a
-/// site-cache miss) are boxed where they happen.
-fn track(State(state): State<AppState>, request: Request) -> impl Future<Output = Response> {
+/// One pageview, under its `track_pageview` span (a child of the SERVER span, when recorded). Reads
+/// the request's parts in place: the `HeaderMap`/`Uri` extractors would clone them, on the hottest
+/// path there is. Rare waits (a body's timer, a full queue, a site-cache miss) are boxed where they
+/// happen, so the common future stays small.
+async fn track(state: &AppState, peer: SocketAddr, request: Request, server_span: Option<SpanRef>) -> Response {
     let (parts, body) = request.into_parts();
-    async move {
-        let parent = parts.extensions.get::<LaneParent>().and_then(|LaneParent(parent)| *parent);
-        let mut span = LaneSpan::child_of(parent, Name::Static(names::TRACK_PAGEVIEW), Kind::Internal);
-        span.set_str(names::PAGEVIEW_METHOD, parts.method.as_str());
-        let started = std::time::Instant::now();
-        // Always there: `http::server` gives every request its peer address.
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map_or(UNKNOWN_PEER, |ConnectInfo(peer)| *peer);
-        // Boxed apart (~800 bytes) so that neither this future nor axum's box around it reaches a
-        // kilobyte: two small allocations cost less than one that sends glibc to consolidate.
-        match Box::pin(handle(&state, peer, &parts.uri, &parts.headers, body, &mut span)).await {
-            Ok(()) => {
-                telemetry::metrics::pageview_accepted(started.elapsed());
-                ok_response()
+    let mut span = LaneSpan::child_of(server_span, Name::Static(names::TRACK_PAGEVIEW), Kind::Internal);
+    span.set_str(names::PAGEVIEW_METHOD, parts.method.as_str());
+    let started = std::time::Instant::now();
+    match handle(state, peer, &parts.uri, &parts.headers, body, &mut span).await {
+        Ok(()) => {
+            telemetry::metrics::pageview_accepted(started.elapsed());
+            ok_response()
+        }
+        Err((code, err)) => {
+            telemetry::metrics::pageview_rejected(code, started.elapsed());
+            span.set_str(names::PAGEVIEW_ERROR, code);
+            if matches!(err, ApiError::Internal(_) | ApiError::Unavailable) {
+                // The cause goes to the span (server-side only), never to the response body.
+                let message = match &err {
+                    ApiError::Internal(cause) => cause.clone(),
+                    other => other.to_string(),
+                };
+                span.set_str(names::PAGEVIEW_ERROR_MESSAGE, &message);
+                span.error(code, &message);
             }
-            Err((code, err)) => {
-                telemetry::metrics::pageview_rejected(code, started.elapsed());
-                span.set_str(names::PAGEVIEW_ERROR, code);
-                if matches!(err, ApiError::Internal(_) | ApiError::Unavailable) {
-                    // The cause goes to the span (server-side only), never to the response body.
-                    let message = match &err {
-                        ApiError::Internal(cause) => cause.clone(),
-                        other => other.to_string(),
-                    };
-                    span.set_str(names::PAGEVIEW_ERROR_MESSAGE, &message);
-                    span.error(code, &message);
-                }
-                err.into_response()
-            }
+            err.into_response()
         }
     }
 }
@@ -245,15 +260,17 @@ const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// [`TrackOk`] serialized once: the hot path sends these bytes (the test below keeps them equal).
 const OK_BODY: &str = r#"{"status":"ok"}"#;
 
+/// Room for every header a tracking answer gets (these two, CORS, the security headers), so that
+/// adding them never grows the map.
+const OK_HEADERS: usize = 8;
+
 fn ok_response() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-        ],
-        OK_BODY,
-    )
-        .into_response()
+    let mut response = Response::new(Body::from(OK_BODY));
+    let headers = response.headers_mut();
+    headers.reserve(OK_HEADERS);
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 #[cfg(test)]
@@ -265,6 +282,17 @@ mod tests {
         use crate::http::both_mounts;
         let mounts = [both_mounts("pv"), both_mounts("track")].concat();
         assert_eq!(ROUTES.map(str::to_string).to_vec(), mounts);
+    }
+
+    #[test]
+    fn a_path_names_a_tracking_route_whatever_its_outer_slashes() {
+        assert_eq!(route_of("/api/v1/pv"), Some("/api/v1/pv"));
+        assert_eq!(route_of("/pv/"), Some("/pv"));
+        assert_eq!(route_of("//track//"), Some("/track"));
+        assert_eq!(route_of("/api/v1/track/"), Some("/api/v1/track"));
+        for other in ["/", "", "/pvx", "/api/v1/pv/x", "/api//v1/pv", "/v1/pv", "/API/v1/pv"] {
+            assert_eq!(route_of(other), None, "{other}");
+        }
     }
 
     #[test]
