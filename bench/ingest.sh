@@ -58,7 +58,7 @@ PG_URL=${PG_URL%/}
 backends="sqlite pg"
 build=1
 rev=""
-usage() { sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'; }
 while (($#)); do
   case $1 in
     --sqlite) backends="sqlite" ;;
