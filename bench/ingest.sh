@@ -304,6 +304,8 @@ log_tail() { sed 's/\x1b\[[0-9;]*m//g' "$1" | tail -n "$2"; }
 # WARN and ERROR lines of a squirrel text log (colour codes removed).
 warn_lines() { sed 's/\x1b\[[0-9;]*m//g' "$1" | grep -E '^[^ ]+ +(WARN|ERROR) '; }
 fmt_ms() { awk -v us="$1" 'BEGIN { printf "%.2f", us / 1000 }'; }
+# The latency tail of the last wrk run (W_*), as the details print it.
+tail_note() { printf 'p90 %s ms, p99.9 %s ms, max %s ms' "$(fmt_ms "$W_p90_us")" "$(fmt_ms "$W_p999_us")" "$(fmt_ms "$W_max_us")"; }
 rps_of() { awk -v n="$1" -v us="$2" 'BEGIN { printf "%.0f", (us > 0 ? n * 1e6 / us : 0) }'; }
 
 # ---------------------------------------------------------------------------------------------------
@@ -344,7 +346,7 @@ bench_nginx() {
   add_result "nginx fixed 200" "-" "$NGINX_RPS" "$W_p50_us" "$W_p99_us" "$W_errors_status" \
     "$((W_requests - W_errors_status))" "-" "-" \
     "$((W_errors_connect + W_errors_read + W_errors_write + W_errors_timeout))" \
-    "p90 $(fmt_ms "$W_p90_us") ms, p99.9 $(fmt_ms "$W_p999_us") ms, max $(fmt_ms "$W_max_us") ms; $(cpu_note)" "$W_other"
+    "$(tail_note); $(cpu_note)" "$W_other"
   log "nginx: $NGINX_RPS req/s, p50 $(fmt_ms "$W_p50_us") ms, p99 $(fmt_ms "$W_p99_us") ms; $(cpu_note)"
 }
 
@@ -509,7 +511,7 @@ bench_baseline() {
     add_result "$name" 0 "$rps" "$W_p50_us" "$W_p99_us" "$W_errors_status" "$((W_requests - W_errors_status))" "$rows" \
       "$(awk -v k="${hwm:-0}" 'BEGIN { printf "%.1f", k / 1024 }')" \
       "$((W_errors_connect + W_errors_read + W_errors_write + W_errors_timeout))" \
-      "p90 $(fmt_ms "$W_p90_us") ms, p99.9 $(fmt_ms "$W_p999_us") ms, max $(fmt_ms "$W_max_us") ms; $(cpu_note)" "$W_other"
+      "$(tail_note); $(cpu_note)" "$W_other"
     log "$name: $rps req/s, p50 $(fmt_ms "$W_p50_us") ms, p99 $(fmt_ms "$W_p99_us") ms, rows $rows; $(cpu_note)"
   fi
   drop_db "$backend"
@@ -633,7 +635,7 @@ bench_squirrel() {
       dropped=$(grep -o 'spans_dropped=[0-9]*' "$logf" | tail -1)
       sink_note="telemetry: $(stop_sink) ${dropped:-spans_dropped=0}; "
     fi
-    note="${sink_note}${cold}measured: p90 $(fmt_ms "$W_p90_us") ms, p99.9 $(fmt_ms "$W_p999_us") ms, max $(fmt_ms "$W_max_us") ms; server CPU ${cpu}s; SIGTERM->exit ${t} ms; bots $bots; RSS MB at start $((rss0 / 1024)), each second of load: $(cat "$TMP/rss-$label.txt")(end $((${rss:-0} / 1024))); server WARN/ERROR lines $warns; $(cpu_note)"
+    note="${sink_note}${cold}measured: $(tail_note); server CPU ${cpu}s; SIGTERM->exit ${t} ms; bots $bots; RSS MB at start $((rss0 / 1024)), each second of load: $(cat "$TMP/rss-$label.txt")(end $((${rss:-0} / 1024))); server WARN/ERROR lines $warns; $(cpu_note)"
     add_result "$name" "$before" "$rps" "$W_p50_us" "$W_p99_us" "$W_errors_status" "$ok200" "$rows" \
       "$(awk -v k="${hwm:-0}" 'BEGIN { printf "%.1f", k / 1024 }')" \
       "$((W_errors_connect + W_errors_read + W_errors_write + W_errors_timeout))" "$note" "$W_other"
