@@ -136,7 +136,8 @@ async fn server_span(trusted: &TrustedProxies, request: Request, route: Route) -
 }
 
 /// The SERVER span of a tracking request, on the fast lane: same name and attributes as
-/// [`server_span`]'s. `handler` gets the span's identity, for its own child span.
+/// [`server_span`]'s. `handler` gets the span's identity, for its own child span, and the client
+/// address when the span worked it out, so a hit parses `X-Forwarded-For` once.
 pub(crate) async fn lane_server_span<H, F>(
     trusted: &TrustedProxies,
     template: &'static str,
@@ -145,15 +146,18 @@ pub(crate) async fn lane_server_span<H, F>(
     handler: H,
 ) -> Response
 where
-    H: FnOnce(Request, Option<SpanRef>) -> F,
+    H: FnOnce(Request, Option<SpanRef>, Option<IpAddr>) -> F,
     F: Future<Output = Response>,
 {
     let headers = request.headers();
     let parent = Parent::from_traceparent(headers.get("traceparent").map(|v| v.as_bytes()));
     let method = semconv_method(request.method());
     let mut span = LaneSpan::start(Name::MethodRoute(method, template), Kind::Server, parent);
+    let mut client = None;
     if span.is_recording() {
-        let RequestFacts { client, user_agent, host, port } = RequestFacts::of(&request, Some(peer), trusted);
+        let facts = RequestFacts::of(&request, Some(peer), trusted);
+        let RequestFacts { user_agent, host, port, .. } = facts;
+        client = facts.client;
         span.set_str(names::HTTP_REQUEST_METHOD, method);
         span.set_str(names::HTTP_ROUTE, template);
         // The path as the router would see it (outer slashes trimmed): a tracking route has no
@@ -174,7 +178,7 @@ where
         }
         span.set_str(names::NETWORK_PROTOCOL_VERSION, protocol_version(request.version()));
     }
-    let response = handler(request, span.context()).await;
+    let response = handler(request, span.context(), client).await;
     let status = response.status().as_u16();
     span.set(names::HTTP_RESPONSE_STATUS_CODE, Value::Int(i64::from(status)));
     if status >= 500 {

@@ -25,7 +25,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use opentelemetry_http::{Bytes, Request};
 use opentelemetry_sdk::Resource;
 use rand::Rng;
-use smallvec::SmallVec;
 
 use super::export::{ExportStats, ObservedClient, Target};
 
@@ -110,7 +109,7 @@ struct Live {
     /// The encoded `attributes` (field 9) and `links` (field 13) of the span, in the order set;
     /// inline up to [`FIELDS_INLINE`] bytes (a tracking hit's spans fit), so recording allocates
     /// nothing.
-    fields: SmallVec<[u8; FIELDS_INLINE]>,
+    fields: Fields,
     /// Status ERROR with this message, plus an `exception` event when a type is given.
     error: Option<(Option<&'static str>, String)>,
 }
@@ -149,7 +148,7 @@ impl LaneSpan {
             name,
             kind,
             start_ns: now_ns(),
-            fields: SmallVec::new(),
+            fields: Fields::new(),
             error: None,
         })))
     }
@@ -164,7 +163,7 @@ impl LaneSpan {
                 name,
                 kind,
                 start_ns: now_ns(),
-                fields: SmallVec::new(),
+                fields: Fields::new(),
                 error: None,
             }))),
             _ => LaneSpan(None),
@@ -195,12 +194,19 @@ impl LaneSpan {
     /// Adds a span link to `to` (a span of another trace of this process).
     pub fn link(&mut self, to: SpanRef) {
         if let Some(live) = &mut self.0 {
-            tag(&mut live.fields, 13, LEN);
-            varint(&mut live.fields, (field_len(16) + field_len(8) + 5) as u64);
-            bytes_field(&mut live.fields, 1, &to.trace_id.to_be_bytes());
-            bytes_field(&mut live.fields, 2, &to.span_id.to_be_bytes());
-            tag(&mut live.fields, 6, FIXED32);
-            live.fields.put_all(&0x101u32.to_le_bytes());
+            // One append per link: a batch span carries one for each of its rows.
+            let mut link = [0u8; 2 + 18 + 10 + 5];
+            link[0] = 13 << 3 | LEN; // links
+            link[1] = (link.len() - 2) as u8;
+            link[2] = 1 << 3 | LEN; // trace_id
+            link[3] = 16;
+            link[4..20].copy_from_slice(&to.trace_id.to_be_bytes());
+            link[20] = 2 << 3 | LEN; // span_id
+            link[21] = 8;
+            link[22..30].copy_from_slice(&to.span_id.to_be_bytes());
+            link[30] = 6 << 3 | FIXED32; // flags: sampled, parent not remote
+            link[31..35].copy_from_slice(&0x101u32.to_le_bytes());
+            live.fields.put_all(&link);
         }
     }
 
@@ -237,24 +243,33 @@ fn now_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
+thread_local! {
+    /// Span and trace ids: a fast generator per thread, seeded from the OS-seeded thread RNG. Ids
+    /// need to be unique and unpredictable enough to not collide, not secret.
+    static IDS: std::cell::RefCell<rand::rngs::SmallRng> =
+        std::cell::RefCell::new(rand::SeedableRng::from_rng(&mut rand::rng()));
+}
+
 fn new_trace_id() -> u128 {
-    let mut rng = rand::rng();
-    loop {
-        let id: u128 = rng.random();
-        if id != 0 {
-            return id;
+    IDS.with_borrow_mut(|rng| {
+        loop {
+            let id: u128 = rng.random();
+            if id != 0 {
+                return id;
+            }
         }
-    }
+    })
 }
 
 fn new_span_id() -> u64 {
-    let mut rng = rand::rng();
-    loop {
-        let id: u64 = rng.random();
-        if id != 0 {
-            return id;
+    IDS.with_borrow_mut(|rng| {
+        loop {
+            let id: u64 = rng.random();
+            if id != 0 {
+                return id;
+            }
         }
-    }
+    })
 }
 
 /// `OTEL_TRACES_SAMPLER(_ARG)` as the SDK reads them: `always_on`, `always_off`, `traceidratio`, and
@@ -617,7 +632,7 @@ fn encode_span(span: &Live, end_ns: u64, error: Option<&[u8]>, out: &mut Vec<u8>
     out.extend_from_slice(&span.start_ns.to_le_bytes());
     tag(out, 8, FIXED64);
     out.extend_from_slice(&end_ns.max(span.start_ns).to_le_bytes());
-    out.extend_from_slice(&span.fields);
+    out.extend_from_slice(span.fields.as_slice());
     if let Some(error) = error {
         out.extend_from_slice(error);
     }
@@ -634,19 +649,14 @@ fn field_len(len: usize) -> usize {
 }
 
 fn key_value(out: &mut impl Sink, field: u32, key: &str, value: Value<'_>) {
-    let mut ip_buf = [0u8; 48];
-    let ip_text = match value {
-        Value::Ip(ip) => {
-            let mut cursor = std::io::Cursor::new(&mut ip_buf[..]);
-            let _ = std::io::Write::write_fmt(&mut cursor, format_args!("{ip}"));
-            let len = cursor.position() as usize;
-            &ip_buf[..len]
-        }
-        _ => &[][..],
+    let mut ip_text = IpText::default();
+    let text = match value {
+        Value::Str(s) => s.as_bytes(),
+        Value::Ip(ip) => ip_text.format(ip),
+        Value::Bool(_) | Value::Int(_) => &[][..],
     };
     let any_len = match value {
-        Value::Str(s) => field_len(s.len()),
-        Value::Ip(_) => field_len(ip_text.len()),
+        Value::Str(_) | Value::Ip(_) => field_len(text.len()),
         Value::Bool(b) => 1 + varint_len(u64::from(b)),
         Value::Int(i) => 1 + varint_len(i as u64),
     };
@@ -656,8 +666,7 @@ fn key_value(out: &mut impl Sink, field: u32, key: &str, value: Value<'_>) {
     tag(out, 2, LEN);
     varint(out, any_len as u64);
     match value {
-        Value::Str(s) => string_field(out, 1, s),
-        Value::Ip(_) => bytes_field(out, 1, ip_text),
+        Value::Str(_) | Value::Ip(_) => bytes_field(out, 1, text),
         Value::Bool(b) => {
             tag(out, 2, VARINT);
             varint(out, u64::from(b));
@@ -669,7 +678,51 @@ fn key_value(out: &mut impl Sink, field: u32, key: &str, value: Value<'_>) {
     }
 }
 
-/// Where encoded bytes go: a `Vec` or a span's inline buffer.
+/// An address as text, without `fmt` for the common IPv4 case.
+struct IpText {
+    /// Room for the longest IPv6 text (45 bytes).
+    bytes: [u8; 48],
+}
+
+impl Default for IpText {
+    fn default() -> IpText {
+        IpText { bytes: [0; 48] }
+    }
+}
+
+impl IpText {
+    fn format(&mut self, ip: IpAddr) -> &[u8] {
+        let mut len = 0;
+        match ip {
+            IpAddr::V4(v4) => {
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        self.bytes[len] = b'.';
+                        len += 1;
+                    }
+                    if octet >= 100 {
+                        self.bytes[len] = b'0' + octet / 100;
+                        len += 1;
+                    }
+                    if octet >= 10 {
+                        self.bytes[len] = b'0' + octet / 10 % 10;
+                        len += 1;
+                    }
+                    self.bytes[len] = b'0' + octet % 10;
+                    len += 1;
+                }
+            }
+            IpAddr::V6(_) => {
+                let mut cursor = std::io::Cursor::new(&mut self.bytes[..]);
+                let _ = std::io::Write::write_fmt(&mut cursor, format_args!("{ip}"));
+                len = cursor.position() as usize;
+            }
+        }
+        &self.bytes[..len]
+    }
+}
+
+/// Where encoded bytes go: a `Vec` or a span's [`Fields`].
 trait Sink {
     fn put(&mut self, byte: u8);
     fn put_all(&mut self, bytes: &[u8]);
@@ -684,12 +737,52 @@ impl Sink for Vec<u8> {
     }
 }
 
-impl<const N: usize> Sink for SmallVec<[u8; N]> {
-    fn put(&mut self, byte: u8) {
-        self.push(byte);
+/// A span's encoded attributes and links: inline up to [`FIELDS_INLINE`] bytes (a tracking hit's
+/// spans fit), then on the heap. Hand-rolled rather than a `SmallVec`, whose per-append bookkeeping
+/// doubled the cost of encoding a hit's attributes (~0.67 µs against ~0.34 µs for a hit's 18).
+struct Fields {
+    inline: [u8; FIELDS_INLINE],
+    len: usize,
+    /// Everything, once it outgrew `inline`.
+    spilled: Vec<u8>,
+}
+
+impl Fields {
+    fn new() -> Fields {
+        Fields { inline: [0; FIELDS_INLINE], len: 0, spilled: Vec::new() }
     }
+
+    fn as_slice(&self) -> &[u8] {
+        if self.spilled.is_empty() { &self.inline[..self.len] } else { &self.spilled }
+    }
+
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+}
+
+impl std::fmt::Debug for Fields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Fields({} bytes)", self.len())
+    }
+}
+
+impl Sink for Fields {
+    fn put(&mut self, byte: u8) {
+        self.put_all(&[byte]);
+    }
+
     fn put_all(&mut self, bytes: &[u8]) {
-        self.extend_from_slice(bytes);
+        if self.spilled.is_empty() {
+            if let Some(room) = self.inline.get_mut(self.len..self.len + bytes.len()) {
+                room.copy_from_slice(bytes);
+                self.len += bytes.len();
+                return;
+            }
+            self.spilled.reserve(2 * (self.len + bytes.len()));
+            self.spilled.extend_from_slice(&self.inline[..self.len]);
+        }
+        self.spilled.extend_from_slice(bytes);
     }
 }
 
@@ -735,7 +828,7 @@ mod tests {
             name,
             kind,
             start_ns: 1_700_000_000_000_000_000,
-            fields: SmallVec::new(),
+            fields: Fields::new(),
             error: None,
         })))
     }
@@ -771,6 +864,9 @@ mod tests {
         server.set("http.response.status_code", Value::Int(200));
         server.set_str("url.path", &"/api/v1/pv".repeat(20));
         server.link(SpanRef { trace_id: 7, span_id: 8 });
+        // Past the inline room: the rest goes to the heap, after what was already encoded.
+        server.set_str("user_agent.original", &"Mozilla/5.0 ".repeat(60));
+        server.set("server.port", Value::Int(8080));
         let mut track = live(Name::Static("track_pageview"), 0x99, Kind::Internal);
         track.set("pageview.created", Value::Bool(false));
         track.error("internal_error", "database unavailable");
@@ -797,6 +893,11 @@ mod tests {
             assert_eq!(attr(server, "client.address"), Some(any_value::Value::StringValue("192.0.2.7".into())));
             assert_eq!(attr(server, "http.response.status_code"), Some(any_value::Value::IntValue(200)));
             assert_eq!(attr(server, "url.path"), Some(any_value::Value::StringValue("/api/v1/pv".repeat(20))));
+            assert_eq!(
+                attr(server, "user_agent.original"),
+                Some(any_value::Value::StringValue("Mozilla/5.0 ".repeat(60)))
+            );
+            assert_eq!(attr(server, "server.port"), Some(any_value::Value::IntValue(8080)));
             assert_eq!(server.links.len(), 1);
             assert_eq!(hex::encode(&server.links[0].trace_id), format!("{:032x}", 7));
             assert_eq!(hex::encode(&server.links[0].span_id), format!("{:016x}", 8));
@@ -837,6 +938,22 @@ mod tests {
         let encoder = Encoder::new(&Resource::builder_empty().build());
         let request = decode(&encoder.request(&queue.bytes, false), false);
         assert_eq!(request.resource_spans[0].scope_spans[0].spans.len(), 3);
+    }
+
+    #[test]
+    fn addresses_are_written_as_std_writes_them() {
+        for ip in [
+            "0.0.0.0",
+            "9.10.99.100",
+            "192.0.2.7",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+            "::ffff:1.2.3.4",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(IpText::default().format(ip), ip.to_string().as_bytes(), "{ip}");
+        }
     }
 
     #[test]

@@ -212,19 +212,22 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
     opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
     let resource = export::resource(config);
     let stats = export::ExportStats::new();
-    let tracer_provider = export::tracer_provider(&traces, resource.clone(), stats.clone(), false)?;
-    lane::start(&traces, &resource, stats.clone(), lane::LaneSettings::from_env())?;
-    let meter = match &endpoints.metrics {
-        Some(target) => Some(export::meter_provider(target, resource.clone(), stats.clone())?),
-        None => None,
-    };
+    let (tracer_provider, meter, logger) = at_background_priority(|| {
+        let tracer_provider = export::tracer_provider(&traces, resource.clone(), stats.clone(), false)?;
+        lane::start(&traces, &resource, stats.clone(), lane::LaneSettings::from_env())?;
+        let meter = match &endpoints.metrics {
+            Some(target) => Some(export::meter_provider(target, resource.clone(), stats.clone())?),
+            None => None,
+        };
+        let logger = match &endpoints.logs {
+            Some(target) => Some(export::logger_provider(target, resource.clone(), stats.clone())?),
+            None => None,
+        };
+        anyhow::Ok((tracer_provider, meter, logger))
+    })?;
     if let Some(meter) = &meter {
         opentelemetry::global::set_meter_provider(meter.clone());
     }
-    let logger = match &endpoints.logs {
-        Some(target) => Some(export::logger_provider(target, resource, stats.clone())?),
-        None => None,
-    };
     let tracer = tracer_provider.tracer_with_scope(
         opentelemetry::InstrumentationScope::builder("server").with_version(env!("CARGO_PKG_VERSION")).build(),
     );
@@ -259,6 +262,41 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
         "telemetry export on"
     );
     Ok(TelemetryGuard { providers: Some(Providers { tracer: tracer_provider, meter, logger, stats }), flush })
+}
+
+/// Runs `build`, then gives every thread it started (the lane's, the SDK's batch processors' and
+/// periodic reader's, each HTTP client's) the lowest CPU priority, nice 19; threads those start
+/// later inherit it. Exporting then runs on CPU the requests leave idle instead of taking turns
+/// with them: on a busy 2-core machine, exporters at normal priority cost tracking ~10 % more of
+/// its throughput (`bench/README.md`). A backlog they can't clear fills the bounded queues, whose
+/// overflow is dropped and counted. The building itself keeps normal priority, so a loaded
+/// machine does not delay the process's start. Called before the async runtime starts, when no
+/// other thread is being started.
+fn at_background_priority<T>(build: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    let before = own_threads();
+    let built = build();
+    for thread in own_threads().difference(&before) {
+        lower_priority(*thread);
+    }
+    built
+}
+
+/// The process's thread ids (Linux: `/proc/self/task`; empty elsewhere).
+fn own_threads() -> std::collections::BTreeSet<i32> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return Default::default() };
+    tasks.filter_map(|task| task.ok()?.file_name().to_str()?.parse().ok()).collect()
+}
+
+/// Nice 19 for thread `thread` (Linux keeps a nice value per thread). Best effort: where it can't
+/// be set, the exporters run at normal priority.
+fn lower_priority(thread: i32) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: a plain system call on one of this process's thread ids; no memory is passed.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, thread as libc::id_t, 19);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = thread;
 }
 
 /// Marks `span` failed the OpenTelemetry way: status ERROR with `message`, and an `exception` event

@@ -7,7 +7,7 @@
 //! send pageviews (CORS `*`, preflight answered). With `SQUIRREL_TRACK_RATE_LIMIT`, a client over its
 //! rate gets 429 + `Retry-After` before anything else is read.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -62,17 +62,26 @@ impl TrackEndpoint {
     pub async fn call(&self, route: &'static str, peer: SocketAddr, request: Request) -> Response {
         let response = if lane::enabled() {
             let trusted = &self.state.trusted_proxies;
-            trace::lane_server_span(trusted, route, peer, request, |request, span| self.by_method(peer, request, span))
-                .await
+            trace::lane_server_span(trusted, route, peer, request, |request, span, client| {
+                self.by_method(peer, request, span, client)
+            })
+            .await
         } else {
-            self.by_method(peer, request, None).await
+            self.by_method(peer, request, None, None).await
         };
         (self.security_headers)(allow_any_origin(response))
     }
 
-    async fn by_method(&self, peer: SocketAddr, request: Request, server_span: Option<SpanRef>) -> Response {
+    /// `client` is the client address when the SERVER span already worked it out.
+    async fn by_method(
+        &self,
+        peer: SocketAddr,
+        request: Request,
+        server_span: Option<SpanRef>,
+        client: Option<IpAddr>,
+    ) -> Response {
         match *request.method() {
-            Method::GET | Method::HEAD | Method::POST => track(&self.state, peer, request, server_span).await,
+            Method::GET | Method::HEAD | Method::POST => track(&self.state, peer, client, request, server_span).await,
             Method::OPTIONS => preflight(),
             _ => ApiError::MethodNotAllowed { allow: "GET, POST" }.into_response(),
         }
@@ -176,12 +185,19 @@ pub enum TrackStatus {
 /// the request's parts in place: the `HeaderMap`/`Uri` extractors would clone them, on the hottest
 /// path there is. Rare waits (a body's timer, a full queue, a site-cache miss) are boxed where they
 /// happen, so the common future stays small.
-async fn track(state: &AppState, peer: SocketAddr, request: Request, server_span: Option<SpanRef>) -> Response {
+async fn track(
+    state: &AppState,
+    peer: SocketAddr,
+    client: Option<IpAddr>,
+    request: Request,
+    server_span: Option<SpanRef>,
+) -> Response {
     let (parts, body) = request.into_parts();
     let mut span = LaneSpan::child_of(server_span, Name::Static(names::TRACK_PAGEVIEW), Kind::Internal);
     span.set_str(names::PAGEVIEW_METHOD, parts.method.as_str());
     let started = std::time::Instant::now();
-    match handle(state, peer, &parts.uri, &parts.headers, body, &mut span).await {
+    let ip = client.unwrap_or_else(|| client_ip(peer, &parts.headers, &state.trusted_proxies));
+    match handle(state, ip, &parts.uri, &parts.headers, body, &mut span).await {
         Ok(()) => {
             telemetry::metrics::pageview_accepted(started.elapsed());
             ok_response()
@@ -205,13 +221,12 @@ async fn track(state: &AppState, peer: SocketAddr, request: Request, server_span
 
 async fn handle(
     state: &AppState,
-    peer: SocketAddr,
+    ip: IpAddr,
     uri: &Uri,
     headers: &HeaderMap,
     body: Body,
     span: &mut LaneSpan,
 ) -> Result<(), (&'static str, ApiError)> {
-    let ip = client_ip(peer, headers, &state.trusted_proxies);
     // First, before the body is read: a flood costs as little as possible.
     if let Some(limiter) = &state.track_limiter
         && let Err(wait) = limiter.check(ip)
