@@ -155,9 +155,8 @@ where
     let mut span = LaneSpan::start(Name::MethodRoute(method, template), Kind::Server, parent);
     let mut client = None;
     if span.is_recording() {
-        let facts = RequestFacts::of(&request, Some(peer), trusted);
-        let RequestFacts { user_agent, host, port, .. } = facts;
-        client = facts.client;
+        let RequestFacts { client: found, user_agent, host, port } = RequestFacts::of(&request, Some(peer), trusted);
+        client = found;
         span.set_str(names::HTTP_REQUEST_METHOD, method);
         span.set_str(names::HTTP_ROUTE, template);
         // The path as the router would see it (outer slashes trimmed): a tracking route has no

@@ -209,7 +209,7 @@ impl LaneSpan {
             link[22..30].copy_from_slice(&to.span_id.to_be_bytes());
             link[30] = 6 << 3 | FIXED32; // flags: sampled, parent not remote
             link[31..35].copy_from_slice(&0x101u32.to_le_bytes());
-            live.fields.put_all(&link);
+            live.fields.extend_from_slice(&link);
         }
     }
 
@@ -651,7 +651,7 @@ fn field_len(len: usize) -> usize {
     1 + varint_len(len as u64) + len
 }
 
-fn key_value(out: &mut impl Sink, field: u32, key: &str, value: Value<'_>) {
+fn key_value(out: &mut Vec<u8>, field: u32, key: &str, value: Value<'_>) {
     let mut ip_text = IpText::default();
     let text = match value {
         Value::Str(s) => s.as_bytes(),
@@ -725,44 +725,29 @@ impl IpText {
     }
 }
 
-/// Where encoded bytes go.
-trait Sink {
-    fn put(&mut self, byte: u8);
-    fn put_all(&mut self, bytes: &[u8]);
-}
-
-impl Sink for Vec<u8> {
-    fn put(&mut self, byte: u8) {
-        self.push(byte);
-    }
-    fn put_all(&mut self, bytes: &[u8]) {
-        self.extend_from_slice(bytes);
-    }
-}
-
-fn tag(out: &mut impl Sink, field: u32, wire: u8) {
+fn tag(out: &mut Vec<u8>, field: u32, wire: u8) {
     varint(out, (u64::from(field) << 3) | u64::from(wire));
 }
 
-fn varint(out: &mut impl Sink, mut value: u64) {
+fn varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
-        out.put((value as u8) | 0x80);
+        out.push((value as u8) | 0x80);
         value >>= 7;
     }
-    out.put(value as u8);
+    out.push(value as u8);
 }
 
 fn varint_len(value: u64) -> usize {
     (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
 }
 
-fn bytes_field(out: &mut impl Sink, field: u32, bytes: &[u8]) {
+fn bytes_field(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
     tag(out, field, LEN);
     varint(out, bytes.len() as u64);
-    out.put_all(bytes);
+    out.extend_from_slice(bytes);
 }
 
-fn string_field(out: &mut impl Sink, field: u32, s: &str) {
+fn string_field(out: &mut Vec<u8>, field: u32, s: &str) {
     bytes_field(out, field, s.as_bytes());
 }
 
