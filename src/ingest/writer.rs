@@ -37,6 +37,13 @@ struct Pending {
     link: Option<SpanRef>,
 }
 
+/// The inserter takes the queued entries themselves: no per-batch list of rows to allocate.
+impl std::borrow::Borrow<NewPageview> for Pending {
+    fn borrow(&self) -> &NewPageview {
+        &self.row
+    }
+}
+
 /// How the writers batch (the `SQUIRREL_INGEST_*` settings).
 #[derive(Debug, Clone, Copy)]
 pub struct WriterSettings {
@@ -164,12 +171,7 @@ fn commit(inserter: &mut PageviewInserter, pending: &mut Vec<Pending>) {
     // request span it stores.
     let mut span = LaneSpan::start(Name::Static(names::INGEST_BATCH), Kind::Internal, Parent::Root);
     span.set(names::BATCH_SIZE, Value::Int(pending.len() as i64));
-    let result = {
-        let rows: Vec<&NewPageview> = pending.iter().map(|p| &p.row).collect();
-        let links: Vec<SpanRef> =
-            if span.is_recording() { pending.iter().filter_map(|p| p.link).collect() } else { Vec::new() };
-        inserter.insert(&rows, &links, span.context())
-    };
+    let result = inserter.insert(pending, pending.iter().filter_map(|p| p.link), span.context());
     match result {
         Ok(()) => {
             for p in pending.drain(..) {
@@ -186,8 +188,7 @@ fn commit(inserter: &mut PageviewInserter, pending: &mut Vec<Pending>) {
             // One bad row must not sink its neighbours: store them one by one to find it.
             tracing::warn!(error = %err, rows = pending.len(), "batch refused; retrying rows one by one");
             for p in pending.drain(..) {
-                let links: Vec<SpanRef> = p.link.into_iter().collect();
-                let result = inserter.insert(&[&p.row], &links, span.context()).map_err(to_write_error);
+                let result = inserter.insert(std::slice::from_ref(&p), p.link, span.context()).map_err(to_write_error);
                 let _ = p.done.send(result);
             }
         }

@@ -17,6 +17,7 @@
 //! The statement's CLIENT span is on the telemetry fast lane (`telemetry::lane`), a child of the
 //! writer's `ingest_batch` span, with a span link to each request whose row it stores.
 
+use std::borrow::Borrow;
 use std::time::{Duration, Instant};
 
 use super::dialect::{Dialect, sqlite_code_is_unavailable};
@@ -116,10 +117,10 @@ impl PageviewInserter {
     /// Stores `rows` in one transaction: all durable on `Ok`, none on `Err`. The INSERT's span, a
     /// child of `parent` (the batch's), links to each of `requests` (the spans of the requests whose
     /// rows these are).
-    pub fn insert(
+    pub fn insert<R: Borrow<NewPageview>>(
         &mut self,
-        rows: &[&NewPageview],
-        requests: &[SpanRef],
+        rows: &[R],
+        requests: impl IntoIterator<Item = SpanRef>,
         parent: Option<SpanRef>,
     ) -> Result<(), InsertError> {
         if rows.is_empty() {
@@ -134,8 +135,11 @@ impl PageviewInserter {
         span.set_str(names::DB_OPERATION_NAME, "INSERT");
         span.set_str(names::DB_COLLECTION_NAME, "pageviews");
         span.set_str(names::DB_QUERY_TEXT, sql);
-        for request in requests {
-            span.link(*request);
+        if span.is_recording() {
+            span.reserve_links(rows.len());
+            for request in requests {
+                span.link(request);
+            }
         }
         match self {
             PageviewInserter::Postgres { options, runtime, conn } => insert_postgres(options, runtime, conn, rows)
@@ -154,11 +158,12 @@ impl PageviewInserter {
     }
 }
 
-fn insert_sqlite(conn: &mut rusqlite::Connection, rows: &[&NewPageview]) -> rusqlite::Result<()> {
+fn insert_sqlite<R: Borrow<NewPageview>>(conn: &mut rusqlite::Connection, rows: &[R]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     {
         let mut insert = tx.prepare_cached(SQLITE_INSERT)?;
         for row in rows {
+            let row = row.borrow();
             insert.execute(rusqlite::params![
                 row.site_id,
                 row.created_at,
@@ -186,11 +191,11 @@ fn insert_sqlite(conn: &mut rusqlite::Connection, rows: &[&NewPageview]) -> rusq
 }
 
 /// One autocommit `INSERT … SELECT FROM UNNEST` on the writer's own connection, (re)opened as needed.
-fn insert_postgres(
+fn insert_postgres<R: Borrow<NewPageview>>(
     options: &sqlx::postgres::PgConnectOptions,
     runtime: &mut Option<tokio::runtime::Runtime>,
     conn: &mut Option<IdleConnection>,
-    rows: &[&NewPageview],
+    rows: &[R],
 ) -> Result<(), sqlx::Error> {
     use sqlx::Connection;
     if runtime.is_none() {
@@ -218,11 +223,11 @@ fn insert_postgres(
         let held = &mut conn.as_mut().expect("just set").conn;
         let mut texts: [Vec<&str>; TEXT_COLUMNS] = Default::default();
         for row in rows {
-            for (column, value) in texts.iter_mut().zip(text_columns(row)) {
+            for (column, value) in texts.iter_mut().zip(text_columns(row.borrow())) {
                 column.push(value);
             }
         }
-        let ints = |column: fn(&NewPageview) -> i64| rows.iter().map(|row| column(row)).collect::<Vec<i64>>();
+        let ints = |column: fn(&NewPageview) -> i64| rows.iter().map(|row| column(row.borrow())).collect::<Vec<i64>>();
         let mut insert = sqlx::query(POSTGRES_INSERT).bind(ints(|row| row.site_id)).bind(ints(|row| row.created_at));
         for column in texts {
             insert = insert.bind(column);
@@ -230,7 +235,7 @@ fn insert_postgres(
         insert
             .bind(ints(|row| i64::from(row.is_bot)))
             .bind(ints(|row| row.visitor_id))
-            .bind(rows.iter().map(|row| row.visitor_id_prev).collect::<Vec<Option<i64>>>())
+            .bind(rows.iter().map(|row| row.borrow().visitor_id_prev).collect::<Vec<Option<i64>>>())
             .execute(held)
             .await
     });

@@ -6,7 +6,7 @@
 //! registry → `tracing-opentelemetry` → an SDK span → the batch processor → the proto conversion)
 //! cost ~40 µs of CPU per hit, most of a hit's own cost (`bench/README.md`). Here a span is a plain
 //! struct: ids from a thread-local RNG, each attribute encoded as protobuf the moment it is set
-//! (into the span's own buffer, freed by the thread that made it), and on end
+//! (into the span's own buffer, kept for reuse by the thread that ends it), and on end
 //! the whole span is encoded by the ending thread straight into a bounded shared buffer, under a
 //! mutex. One exporter thread wraps what has gathered into an `ExportTraceServiceRequest`, gzips it
 //! as a stream and sends it with the traces exporter's own HTTP client (same URL, headers, timeout,
@@ -18,6 +18,7 @@
 //! written inside a tracking request or a writer batch carries no trace id (there is no `tracing`
 //! span to take it from); failures are on the spans instead.
 
+use std::cell::RefCell;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
@@ -144,31 +145,22 @@ impl LaneSpan {
         if !sampled {
             return LaneSpan(None);
         }
-        LaneSpan(Some(Box::new(Live {
-            id: SpanRef { trace_id, span_id: new_span_id() },
+        LaneSpan(Some(Live::new(
+            SpanRef { trace_id, span_id: new_span_id() },
             parent_span_id,
             remote_parent,
             name,
             kind,
-            start_ns: now_ns(),
-            fields: Vec::with_capacity(FIELDS_CAPACITY),
-            error: None,
-        })))
+        )))
     }
 
     /// Starts a child of the recorded span `parent` (inert when there is none).
     pub fn child_of(parent: Option<SpanRef>, name: Name, kind: Kind) -> LaneSpan {
         match (parent, LANE.get()) {
-            (Some(parent), Some(_)) => LaneSpan(Some(Box::new(Live {
-                id: SpanRef { trace_id: parent.trace_id, span_id: new_span_id() },
-                parent_span_id: parent.span_id,
-                remote_parent: false,
-                name,
-                kind,
-                start_ns: now_ns(),
-                fields: Vec::with_capacity(FIELDS_CAPACITY),
-                error: None,
-            }))),
+            (Some(parent), Some(_)) => {
+                let id = SpanRef { trace_id: parent.trace_id, span_id: new_span_id() };
+                LaneSpan(Some(Live::new(id, parent.span_id, false, name, kind)))
+            }
             _ => LaneSpan(None),
         }
     }
@@ -194,11 +186,19 @@ impl LaneSpan {
         self.set(key, Value::Str(value));
     }
 
+    /// Makes room for `links` more links at once (a batch span links to each of its rows), so the
+    /// span's buffer grows once rather than doubling its way up.
+    pub fn reserve_links(&mut self, links: usize) {
+        if let Some(live) = &mut self.0 {
+            live.fields.reserve(links * LINK_LEN);
+        }
+    }
+
     /// Adds a span link to `to` (a span of another trace of this process).
     pub fn link(&mut self, to: SpanRef) {
         if let Some(live) = &mut self.0 {
             // One append per link: a batch span carries one for each of its rows.
-            let mut link = [0u8; 2 + 18 + 10 + 5];
+            let mut link = [0u8; LINK_LEN];
             link[0] = 13 << 3 | LEN; // links
             link[1] = (link.len() - 2) as u8;
             link[2] = 1 << 3 | LEN; // trace_id
@@ -235,7 +235,71 @@ impl Drop for LaneSpan {
     fn drop(&mut self) {
         if let (Some(live), Some(lane)) = (self.0.take(), LANE.get()) {
             lane.push(&live, now_ns());
+            live.recycle();
         }
+    }
+}
+
+/// One encoded link: its `links` tag and length, trace id, span id and flags.
+const LINK_LEN: usize = 2 + 18 + 10 + 5;
+
+thread_local! {
+    /// Ended spans' allocations, kept for this thread's next spans: a tracking hit starts and ends
+    /// two spans, and a future that moved between runtime threads frees on one what the other
+    /// allocated, which sends glibc's `free` to the other thread's arena lock.
+    #[allow(clippy::vec_box, reason = "the boxes themselves are what is reused")]
+    static SPARE: RefCell<Vec<Box<Live>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Spans kept per thread for reuse: more than a thread has open at once in the common case.
+const SPARE_PER_THREAD: usize = 64;
+/// A larger buffer (a big batch's links) is freed rather than kept.
+const SPARE_MAX_FIELDS: usize = 64 * 1024;
+
+impl Live {
+    /// A started span, in a recycled allocation when this thread has one.
+    fn new(id: SpanRef, parent_span_id: u64, remote_parent: bool, name: Name, kind: Kind) -> Box<Live> {
+        let start_ns = now_ns();
+        match SPARE.try_with(|spare| spare.borrow_mut().pop()).ok().flatten() {
+            Some(mut live) => {
+                *live = Live {
+                    id,
+                    parent_span_id,
+                    remote_parent,
+                    name,
+                    kind,
+                    start_ns,
+                    fields: std::mem::take(&mut live.fields),
+                    error: None,
+                };
+                live
+            }
+            None => Box::new(Live {
+                id,
+                parent_span_id,
+                remote_parent,
+                name,
+                kind,
+                start_ns,
+                fields: Vec::with_capacity(FIELDS_CAPACITY),
+                error: None,
+            }),
+        }
+    }
+
+    /// Keeps this span's allocation for the thread's next span (or frees it).
+    fn recycle(mut self: Box<Live>) {
+        if self.fields.capacity() > SPARE_MAX_FIELDS {
+            return;
+        }
+        self.fields.clear();
+        self.error = None;
+        let _ = SPARE.try_with(|spare| {
+            let mut spare = spare.borrow_mut();
+            if spare.len() < SPARE_PER_THREAD {
+                spare.push(self);
+            }
+        });
     }
 }
 
@@ -249,8 +313,8 @@ fn now_ns() -> u64 {
 thread_local! {
     /// Span and trace ids: a fast generator per thread, seeded from the OS-seeded thread RNG. Ids
     /// need to be unique and unpredictable enough to not collide, not secret.
-    static IDS: std::cell::RefCell<rand::rngs::SmallRng> =
-        std::cell::RefCell::new(rand::SeedableRng::from_rng(&mut rand::rng()));
+    static IDS: RefCell<rand::rngs::SmallRng> =
+        RefCell::new(rand::SeedableRng::from_rng(&mut rand::rng()));
 }
 
 fn new_trace_id() -> u128 {
@@ -791,6 +855,33 @@ mod tests {
             body.to_vec()
         };
         ExportTraceServiceRequest::decode(plain.as_slice()).expect("valid protobuf")
+    }
+
+    #[test]
+    fn an_ended_spans_allocation_serves_the_threads_next_span_empty() {
+        let id = SpanRef { trace_id: 1, span_id: 2 };
+        let mut first = Live::new(id, 0, false, Name::Static("first"), Kind::Internal);
+        first.fields.extend_from_slice(b"an attribute");
+        first.error = Some((Some("boom"), "it failed".into()));
+        let reused = &*first as *const Live;
+        first.recycle();
+
+        let second = Live::new(SpanRef { trace_id: 3, span_id: 4 }, 5, true, Name::Static("second"), Kind::Server);
+        assert_eq!(&*second as *const Live, reused, "the box is reused");
+        assert!(second.fields.is_empty() && second.fields.capacity() >= FIELDS_CAPACITY);
+        assert_eq!(second.error, None);
+        assert_eq!(
+            (second.id, second.parent_span_id, second.remote_parent),
+            (SpanRef { trace_id: 3, span_id: 4 }, 5, true)
+        );
+        assert_eq!((second.name, second.kind), (Name::Static("second"), Kind::Server));
+
+        // A batch span's outsized buffer is freed, not kept.
+        let mut big = Live::new(id, 0, false, Name::Static("big"), Kind::Client);
+        big.fields.reserve(SPARE_MAX_FIELDS + 1);
+        big.recycle();
+        let next = Live::new(id, 0, false, Name::Static("next"), Kind::Internal);
+        assert!(next.fields.capacity() <= SPARE_MAX_FIELDS, "got the {} B buffer back", next.fields.capacity());
     }
 
     #[test]
