@@ -32,7 +32,7 @@ async fn two_serves_and_two_workers_give_the_exact_totals_of_one() {
         .into_iter()
         .map(Process::listening)
         .collect();
-    let workers: Vec<Process> = (0..2)
+    let mut workers: Vec<Process> = (0..2)
         .map(|_| {
             let mut cmd = with_redis(squirrel(&db.url));
             // Each job's span, with its site+window and start and end times, goes to the receiver.
@@ -43,6 +43,13 @@ async fn two_serves_and_two_workers_give_the_exact_totals_of_one() {
             Process::spawn(cmd)
         })
         .collect();
+    // Both wait on the queue before the first job is queued: one still starting up (a busy suite
+    // once delayed a start by seconds) would leave every job to the other.
+    for worker in &mut workers {
+        tokio::task::block_in_place(|| {
+            worker.wait_for_line("the worker waits for jobs", LONG, |line| line.contains("worker started"))
+        });
+    }
 
     // One account and three sites, through the API of one serve; statistics read from the other.
     let mut owner =
