@@ -316,7 +316,14 @@ add_result() { # name before rps p50us p99us non2xx ok200 rows rssMB sockerr not
   R_NAME+=("$1"); R_BEFORE+=("$2"); R_RPS+=("$3"); R_P50+=("$4"); R_P99+=("$5"); R_NON2XX+=("$6")
   R_200+=("$7"); R_ROWS+=("$8"); R_RSS+=("$9"); R_SOCK+=("${10}"); R_NOTE+=("${11}")
   R_OTHER+=("$(cores "${12}" "$W_duration_us")")
+  R_CPU_US+=("${SERVER_CPU_US:--}")
+  SERVER_CPU_US=""
 }
+
+# Server CPU (user + system, all threads) per request of the measured window, in µs: steadier than
+# req/s on a shared machine, for telemetry's cost. Sets SERVER_CPU_US for the next add_result.
+SERVER_CPU_US=""
+proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null; }
 
 # ---------------------------------------------------------------------------------------------------
 # nginx ceiling
@@ -602,7 +609,11 @@ bench_squirrel() {
   PIDS+=("$sampler")
   log "$name, $before stored: :$port (pid $pid, RSS $((rss0 / 1024)) MB) — wrk ${DURATION}s, $CONNECTIONS connections, $THREADS threads"
   out=$TMP/wrk-$label.txt
+  local ticks0
+  ticks0=$(proc_ticks "$pid")
   run_wrk "http://127.0.0.1:$port" "$sid" "$out"
+  SERVER_CPU_US=$(awk -v a="${ticks0:-0}" -v b="$(proc_ticks "$pid")" -v hz="$(getconf CLK_TCK)" -v n="$W_requests" \
+    'BEGIN { if (n > 0 && b > a) printf "%.1f", (b - a) / hz * 1e6 / n; else print "-" }')
   if ! kill -0 "$pid" 2>/dev/null; then
     # Something else stopped it (a crash, or another process's SIGTERM): the figures are void.
     stop_pid "$sampler" 5
@@ -744,18 +755,21 @@ elapsed=$(($(date +%s) - T0))
     for i in "${!R_NAME[@]}"; do
       [[ ${R_BEFORE[i]} == 0 ]] || continue
       [[ ${R_NAME[i]} == "$name" ]] && off=$i
-      [[ ${R_NAME[i]} == "$name +otel" && -n $off ]] && pairs+=("${R_RPS[off]} ${R_RPS[i]} ${R_P50[off]} ${R_P50[i]}")
+      [[ ${R_NAME[i]} == "$name +otel" && -n $off ]] &&
+        pairs+=("${R_RPS[off]} ${R_RPS[i]} ${R_P50[off]} ${R_P50[i]} ${R_CPU_US[off]/-/0} ${R_CPU_US[i]/-/0}")
     done
     ((${#pairs[@]})) || continue
-    # Per pair: loss (%) and added p50 (ms); the medians are taken apart (POSIX awk has no sort).
-    pair_rows=$(printf '%s\n' "${pairs[@]}" | awk '{ printf "%.1f %.3f %d %d\n", ($1 > 0 ? 100 * ($1 - $2) / $1 : 0), ($4 - $3) / 1000, $1, $2 }')
-    echo "$pair_rows" | awk -v n="$name" '{ printf "%s: pair %d: telemetry off %d req/s, on %d req/s: %.1f%% of req/s, %+.3f ms of p50\n", n, NR, $3, $4, $1, $2 }'
+    # Per pair: loss (%), added p50 (ms), and server CPU per request off → on (µs) with the increase
+    # (%); the medians are taken apart (POSIX awk has no sort).
+    pair_rows=$(printf '%s\n' "${pairs[@]}" | awk '{ printf "%.1f %.3f %d %d %.1f %.1f %.1f\n", ($1 > 0 ? 100 * ($1 - $2) / $1 : 0), ($4 - $3) / 1000, $1, $2, $5, $6, ($5 > 0 ? 100 * ($6 - $5) / $5 : 0) }')
+    echo "$pair_rows" | awk -v n="$name" '{ printf "%s: pair %d: telemetry off %d req/s, on %d req/s: %.1f%% of req/s, %+.3f ms of p50; server CPU %.1f -> %.1f us per request (%+.1f%%)\n", n, NR, $3, $4, $1, $2, $5, $6, $7 }'
     count=${#pairs[@]} mid=$(( (${#pairs[@]} + 1) / 2 ))
     loss=$(echo "$pair_rows" | awk '{ print $1 }' | sort -g | sed -n "${mid}p")
     added=$(echo "$pair_rows" | awk '{ print $2 }' | sort -g | sed -n "${mid}p")
-    awk -v n="$name" -v l="$loss" -v d="$added" -v c="$count" 'BEGIN {
-      printf "%s: telemetry on costs %.1f%% of req/s and %+.3f ms of p50 (median of %d pairs; targets <= 5%% and <= +0.2 ms): %s\n",
-        n, l, d, c, (l <= 5 && d <= 0.2 ? "ok" : "MISS") }'
+    cpu_more=$(echo "$pair_rows" | awk '{ print $7 }' | sort -g | sed -n "${mid}p")
+    awk -v n="$name" -v l="$loss" -v d="$added" -v c="$count" -v u="$cpu_more" 'BEGIN {
+      printf "%s: telemetry on costs %.1f%% of req/s and %+.3f ms of p50 (median of %d pairs; targets <= 5%% and <= +0.2 ms): %s; server CPU per request %+.1f%% (median)\n",
+        n, l, d, c, (l <= 5 && d <= 0.2 ? "ok" : "MISS"), u }'
   done
   for b in "${!PREFILL_SECS[@]}"; do echo "pre-fill of $ROWS rows ($b): ${PREFILL_SECS[$b]} s"; done
   echo "targets: SQLite >= 0.40x nginx, PostgreSQL >= 0.30x, p99 <= 5 ms, rows stored >= 200s, flat 0 -> $ROWS, RSS <= 50 MB"

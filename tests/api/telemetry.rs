@@ -448,6 +448,32 @@ async fn a_pageview_traces_from_the_http_span_to_the_insert_and_flushes_on_sigte
 
 crate::on_both_backends!(a_pageview_traces_from_the_http_span_to_the_insert_and_flushes_on_sigterm);
 
+/// A lone hit's spans are exported on the schedule (`OTEL_BSP_SCHEDULE_DELAY`) while the server runs,
+/// not held until more traffic fills a batch or the exit flushes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_hits_spans_are_exported_while_the_server_runs() {
+    let mut receiver = Receiver::start(Behaviour::Accept).await;
+    let db = TestDb::create(Backend::Sqlite).await;
+    let site = create_site(&db, &receiver.base());
+    let mut cmd = squirrel(&db, &receiver.base());
+    cmd.env("OTEL_BSP_SCHEDULE_DELAY", "200");
+    let server = Server::start(cmd);
+    let hit = reqwest::get(format!("http://{}/api/v1/pv?sid={site}&p=/lone", server.addr)).await.unwrap();
+    assert_eq!(hit.status(), 200);
+    receiver
+        .until("the lone hit's SERVER and track_pageview spans, before any exit", Duration::from_secs(10), |all| {
+            let spans: Vec<Span> =
+                all.iter().filter(|r| r.path == "/v1/traces").flat_map(|r| decode_spans(&r.body)).collect();
+            spans.iter().any(|s| s.kind == KIND_SERVER && s.name == "GET /api/v1/pv")
+                && spans
+                    .iter()
+                    .any(|s| s.name == "track_pageview" && s.attrs.get("pageview.path").is_some_and(|p| p == "/lone"))
+        })
+        .await;
+    let (code, _, lines) = server.terminate();
+    assert_eq!(code, Some(0), "{lines:#?}");
+}
+
 /// The hit's spans follow the sampler: with the default (parent-based), a caller's unsampled
 /// `traceparent` keeps them out of the export, while a hit without one is exported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
