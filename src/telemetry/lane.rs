@@ -259,31 +259,15 @@ const SPARE_MAX_FIELDS: usize = 64 * 1024;
 impl Live {
     /// A started span, in a recycled allocation when this thread has one.
     fn new(id: SpanRef, parent_span_id: u64, remote_parent: bool, name: Name, kind: Kind) -> Box<Live> {
-        let start_ns = now_ns();
+        let span =
+            Live { id, parent_span_id, remote_parent, name, kind, start_ns: now_ns(), fields: Vec::new(), error: None };
         match SPARE.try_with(|spare| spare.borrow_mut().pop()).ok().flatten() {
-            Some(mut live) => {
-                *live = Live {
-                    id,
-                    parent_span_id,
-                    remote_parent,
-                    name,
-                    kind,
-                    start_ns,
-                    fields: std::mem::take(&mut live.fields),
-                    error: None,
-                };
-                live
+            Some(mut recycled) => {
+                let fields = std::mem::take(&mut recycled.fields);
+                *recycled = Live { fields, ..span };
+                recycled
             }
-            None => Box::new(Live {
-                id,
-                parent_span_id,
-                remote_parent,
-                name,
-                kind,
-                start_ns,
-                fields: Vec::with_capacity(FIELDS_CAPACITY),
-                error: None,
-            }),
+            None => Box::new(Live { fields: Vec::with_capacity(FIELDS_CAPACITY), ..span }),
         }
     }
 
