@@ -444,11 +444,16 @@ impl ExportStats {
     }
 }
 
-/// The exporters' HTTP client: reqwest's blocking client (the SDK exports from its own threads, so a
-/// blocking client is right and an async one would panic there), recording each outcome.
+/// The exporters' HTTP client, recording each outcome. The SDK and the lane export from threads of
+/// their own, outside any Tokio runtime, so the client is reqwest's async one on a current-thread
+/// runtime that the exporting thread drives itself: a send costs no hand-over to another thread and
+/// back. reqwest's blocking client does just that with a runtime thread of its own, two thread
+/// wake-ups per export; on loopback it measured ~70–100 µs of CPU per 45 KB export against ~40 µs
+/// this way (`bench/README.md`).
 #[derive(Debug, Clone)]
 pub(crate) struct ObservedClient {
-    inner: reqwest::blocking::Client,
+    inner: reqwest::Client,
+    runtime: Arc<SendRuntime>,
     signal: Signal,
     url: String,
     stats: Arc<ExportStats>,
@@ -457,19 +462,39 @@ pub(crate) struct ObservedClient {
     gzip: bool,
 }
 
+/// The current-thread runtime an [`ObservedClient`] sends on. Dropped without waiting, so dropping
+/// a client inside an async context (a provider shut down from `main`) cannot panic.
+#[derive(Debug)]
+struct SendRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for SendRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 impl ObservedClient {
     /// # Errors
     /// The TLS backend could not load (no system CA store at all).
     pub(crate) fn new(target: &Target, stats: Arc<ExportStats>) -> anyhow::Result<ObservedClient> {
         let timeout = export_timeout(target.signal);
-        // Built on a throwaway thread: reqwest's blocking client owns a runtime, which may not be
-        // created inside another one (telemetry-check runs inside Tokio).
-        let inner = std::thread::spawn(move || reqwest::blocking::Client::builder().timeout(timeout).build())
-            .join()
-            .map_err(|_| anyhow::anyhow!("building the OTLP HTTP client panicked"))?
-            .context("building the OTLP HTTP client (TLS)")?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("building the OTLP HTTP client's runtime")?;
+        let inner =
+            reqwest::Client::builder().timeout(timeout).build().context("building the OTLP HTTP client (TLS)")?;
         let gzip = compression(target.signal).is_none();
-        Ok(ObservedClient { inner, signal: target.signal, url: target.url.clone(), stats, gzip })
+        Ok(ObservedClient {
+            inner,
+            runtime: Arc::new(SendRuntime(Some(runtime))),
+            signal: target.signal,
+            url: target.url.clone(),
+            stats,
+            gzip,
+        })
     }
 
     pub(crate) fn send(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
@@ -479,12 +504,17 @@ impl ObservedClient {
         } else {
             request
         };
-        let request: reqwest::blocking::Request = request.try_into()?;
-        match self.inner.execute(request) {
-            Ok(response) => {
-                let status = response.status();
-                let headers = response.headers().clone();
-                let body = response.bytes().unwrap_or_default();
+        let request: reqwest::Request = request.try_into()?;
+        let Some(runtime) = &self.runtime.0 else { return Err("the OTLP HTTP client was shut down".into()) };
+        let sent = runtime.block_on(async {
+            let response = self.inner.execute(request).await?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = response.bytes().await.unwrap_or_default();
+            Ok::<_, reqwest::Error>((status, headers, body))
+        });
+        match sent {
+            Ok((status, headers, body)) => {
                 if status.is_success() {
                     self.stats.succeeded(self.signal, &self.url);
                 } else {
