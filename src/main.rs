@@ -14,7 +14,8 @@ fn main() -> std::process::ExitCode {
         return std::process::ExitCode::from(2);
     }
     let cli = Cli::parse_from(args);
-    // Before the runtime: the exporters' blocking HTTP clients must not be built inside it.
+    // Before the runtime: the exporters' threads get background priority as they start, which needs
+    // no other thread starting meanwhile.
     let telemetry = match squirrel::telemetry::init(&cli.telemetry) {
         Ok(guard) => guard,
         Err(err) => {
