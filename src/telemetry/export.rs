@@ -507,6 +507,10 @@ impl ObservedClient {
         let request: reqwest::Request = request.try_into()?;
         let Some(runtime) = &self.runtime.0 else { return Err("the OTLP HTTP client was shut down".into()) };
         let sent = runtime.block_on(async {
+            // Nothing drives the runtime between sends, so a kept-alive connection that the
+            // receiver closed meanwhile looks open until its task runs: yield once first, which
+            // polls the I/O driver and lets that task see the close and leave the pool.
+            tokio::task::yield_now().await;
             let response = self.inner.execute(request).await?;
             let status = response.status();
             let headers = response.headers().clone();
@@ -793,5 +797,64 @@ mod tests {
         let c = TelemetryConfig { axiom_api_token: Some("xaat-0123456789".into()), ..config() };
         assert_eq!(c.masked_token(), "xaat… (15 characters)");
         assert_eq!(config().masked_token(), "(not set)");
+    }
+}
+
+#[cfg(test)]
+mod client_tests {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    /// A receiver that answers one request per connection with 200 (keep-alive) and then closes the
+    /// connection after `idle`, as servers do with idle keep-alive connections.
+    fn closing_receiver(idle: Duration) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = connections.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                counted.fetch_add(1, Ordering::SeqCst);
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = value.trim().parse().unwrap();
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").unwrap();
+                std::thread::sleep(idle);
+                drop(stream);
+            }
+        });
+        (url, connections)
+    }
+
+    #[test]
+    fn a_connection_the_receiver_closed_while_idle_is_not_reused() {
+        let (url, connections) = closing_receiver(Duration::from_millis(50));
+        let target = Target { signal: Signal::Traces, url: url.clone(), dataset: None, headers: HashMap::new() };
+        let stats = ExportStats::new();
+        let client = ObservedClient::new(&target, stats.clone()).unwrap();
+        for export in 0..3 {
+            let request = Request::builder().method("POST").uri(&url).body(Bytes::from_static(b"spans")).unwrap();
+            let response = client.send(request);
+            assert!(
+                response.as_ref().is_ok_and(|r| r.status().is_success()),
+                "export {export} after the receiver closed the idle connection: {response:?}"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        assert_eq!(connections.load(Ordering::SeqCst), 3, "one connection per export");
     }
 }

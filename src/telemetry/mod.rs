@@ -265,8 +265,8 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
 }
 
 /// Runs `build`, then gives every thread it started (the lane's, the SDK's batch processors' and
-/// periodic reader's, which also do their HTTP sends) the lowest CPU priority, nice 19; threads those start
-/// later inherit it. Exporting then runs on CPU the requests leave idle instead of taking turns
+/// periodic reader's, which also send the exports) the lowest CPU priority, nice 19; threads those
+/// start later inherit it. Exporting then runs on CPU the requests leave idle instead of taking turns
 /// with them: on a busy 2-core machine, exporters at normal priority cost tracking ~7 % more of
 /// its throughput (`bench/README.md`). A backlog they can't clear fills the bounded queues, whose
 /// overflow is dropped and counted. The building itself keeps normal priority, so a loaded
