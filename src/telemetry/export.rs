@@ -467,6 +467,13 @@ pub(crate) struct ObservedClient {
 #[derive(Debug)]
 struct SendRuntime(Option<tokio::runtime::Runtime>);
 
+impl SendRuntime {
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        // `None` only inside `drop`, when no client is left to send.
+        self.0.as_ref().expect("the runtime is taken only on drop").block_on(future)
+    }
+}
+
 impl Drop for SendRuntime {
     fn drop(&mut self) {
         if let Some(runtime) = self.0.take() {
@@ -505,8 +512,7 @@ impl ObservedClient {
             request
         };
         let request: reqwest::Request = request.try_into()?;
-        let Some(runtime) = &self.runtime.0 else { return Err("the OTLP HTTP client was shut down".into()) };
-        let sent = runtime.block_on(async {
+        let sent = self.runtime.block_on(async {
             // Nothing drives the runtime between sends, so a kept-alive connection that the
             // receiver closed meanwhile looks open until its task runs: yield once first, which
             // polls the I/O driver and lets that task see the close and leave the pool.
@@ -844,8 +850,7 @@ mod client_tests {
     fn a_connection_the_receiver_closed_while_idle_is_not_reused() {
         let (url, connections) = closing_receiver(Duration::from_millis(50));
         let target = Target { signal: Signal::Traces, url: url.clone(), dataset: None, headers: HashMap::new() };
-        let stats = ExportStats::new();
-        let client = ObservedClient::new(&target, stats.clone()).unwrap();
+        let client = ObservedClient::new(&target, ExportStats::new()).unwrap();
         for export in 0..3 {
             let request = Request::builder().method("POST").uri(&url).body(Bytes::from_static(b"spans")).unwrap();
             let response = client.send(request);
